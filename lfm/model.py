@@ -1,0 +1,219 @@
+"""The 3D-LFM lifter (paper Sec. 3, Fig. 2): TPE -> L hybrid graph-transformer layers -> per-token MLP decoder.
+
+Shapes: B batch, N keypoints (padded maximum of the batch), D width, H heads, hd = D / H.
+
+    points2d (B, N, 2), mask (B, N) bool, adjacency (B, N, N) bool
+      -> normalise (centre on visible mean, scale into [-1, 1])        paper Eq. 3
+      -> TPE: sqrt(2/D) [sin(2 pi x w + b), cos(2 pi x w + b)]         paper Eq. 4, fixed random Fourier features
+      -> L x HybridLayer: concat(GA(x, A), MHSA(x)) -> Linear -> MLP    paper Eqs. 5-7
+      -> decoder: per-token GeLU MLP -> (B, N, 3) canonical 3D          paper Sec. 3.5
+
+Decisions the paper leaves open (paper.md Sec. 9), each stated where it is made:
+
+* TPE: ``w ~ sigma * N(0, 1)`` of shape (2, D/2) with the 2 pi factor of the cited RFF code, phase ``b ~ N(0, 1)``
+  (the paper: "drawn from a normal distribution"), prefactor sqrt(2/D), D = d_model, drawn once from a fixed
+  seed and stored as buffers (never trained, saved in checkpoints). ``positional='mlp'`` is the ablation's
+  learnable projection (Linear(2, D), GeLU, Linear(D, D)).
+* Graph attention: masked multi-head *dot-product* attention restricted to the adjacency plus self-loops
+  (a graph-transformer form of GA that runs on the fused SDPA kernels), not GAT's additive scoring.
+* Hybrid wiring: pre-norm. ``u = concat(GA(LN(x)), MHSA(LN(x)))`` (Eq. 6) is mapped back to width D by a linear
+  layer (the paper's concat doubles the width and says nothing of how it returns to D), ``x = x + u``, then
+  ``x = x + MLP(LN(x))`` with GeLU and expansion ``mlp_ratio``. Eq. 7 and Fig. 2 disagree on norm placement;
+  pre-norm trains without warm-up. ``attention='global'|'local'`` keeps one branch (the Fig. 6a ablation).
+* Padding: padded/invisible tokens are never keys, so they never change a valid token's output; each token
+  always sees itself, so no attention row is empty (no NaN for an all-masked sample).
+* Decoder: LN -> Linear(D, D) -> GeLU -> Linear(D, 3). ``xy_residual=True`` adds the normalised (x, y, 0) to
+  the output (a lever from calibration.md; off by default, as in the paper).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .geometry import normalize_2d
+
+__all__ = ["LFM", "TPE", "HybridLayer", "model_flops", "ATTENTIONS", "POSITIONALS"]
+
+ATTENTIONS = ("hybrid", "global", "local")
+POSITIONALS = ("tpe", "mlp")
+
+
+class TPE(nn.Module):
+    """Analytical token positional encoding: fixed random Fourier features of the 2D coordinates (Eq. 4)."""
+
+    def __init__(self, d_model: int, sigma: float = 1.0, seed: int = 0):
+        super().__init__()
+        if d_model % 2:
+            raise ValueError(f"d_model = {d_model} must be even for TPE (D/2 sines and D/2 cosines).")
+        if not sigma > 0:
+            raise ValueError(f"rff_sigma = {sigma} must be > 0.")
+        g = torch.Generator().manual_seed(seed)
+        self.register_buffer("omega", sigma * torch.randn(2, d_model // 2, generator=g))  # (2, D/2)
+        self.register_buffer("phase", torch.randn(d_model // 2, generator=g))  # (D/2,)
+        self.d_model = d_model
+
+    def forward(self, x2d: torch.Tensor) -> torch.Tensor:
+        # sin/cos of large arguments in bf16 would be noise: always float32
+        with torch.autocast(device_type=x2d.device.type, enabled=False):
+            arg = 2 * math.pi * (x2d.float() @ self.omega) + self.phase  # (B, N, D/2)
+            return math.sqrt(2.0 / self.d_model) * torch.cat([arg.sin(), arg.cos()], dim=-1)  # (B, N, D)
+
+
+class HybridLayer(nn.Module):
+    """One graph-transformer layer: local graph attention and global MHSA in parallel, concatenated (Eqs. 5-7)."""
+
+    def __init__(self, d_model: int, n_heads: int, attention: str = "hybrid", mlp_ratio: int = 4, dropout: float = 0.0):
+        super().__init__()
+        self.branches = {"hybrid": ("local", "global"), "global": ("global",), "local": ("local",)}[attention]
+        nb, self.n_heads, self.dropout = len(self.branches), n_heads, dropout
+        self.ln1 = nn.LayerNorm(d_model)
+        self.qkv = nn.Linear(d_model, 3 * d_model * nb)  # one matmul for both branches
+        self.proj = nn.Linear(d_model * nb, d_model)  # concat(L, G) (B, N, 2D) -> (B, N, D)
+        self.ln2 = nn.LayerNorm(d_model)
+        self.mlp = nn.Sequential(
+            nn.Linear(d_model, mlp_ratio * d_model), nn.GELU(), nn.Linear(mlp_ratio * d_model, d_model)
+        )
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, masks: dict[str, torch.Tensor]) -> torch.Tensor:
+        B, N, D = x.shape
+        H, nb = self.n_heads, len(self.branches)
+        qkv = self.qkv(self.ln1(x)).view(B, N, nb, 3, H, D // H).permute(2, 3, 0, 4, 1, 5)  # (nb, 3, B, H, N, hd)
+        p = self.dropout if self.training else 0.0
+        outs = [
+            F.scaled_dot_product_attention(qkv[i, 0], qkv[i, 1], qkv[i, 2], attn_mask=masks[name], dropout_p=p)
+            for i, name in enumerate(self.branches)
+        ]  # nb x (B, H, N, hd)
+        u = torch.cat([o.transpose(1, 2).reshape(B, N, D) for o in outs], dim=-1)  # (B, N, nb*D) = concat(L, G)
+        x = x + self.drop(self.proj(u))
+        return x + self.drop(self.mlp(self.ln2(x)))
+
+
+class LFM(nn.Module):
+    """3D Lifting Foundation Model: ``forward(points2d, mask, adjacency) -> (B, N, 3)`` canonical-frame 3D.
+
+    No per-joint or per-category embedding: the only input to a token is its 2D position, so any N works and
+    the model is permutation-equivariant (permuting tokens and adjacency permutes the output).
+    """
+
+    def __init__(
+        self,
+        d_model: int = 64,
+        n_heads: int = 4,
+        n_layers: int = 4,
+        attention: str = "hybrid",
+        positional: str = "tpe",
+        rff_sigma: float = 1.0,
+        mlp_ratio: int = 4,
+        dropout: float = 0.0,
+        xy_residual: bool = False,
+        tpe_seed: int = 0,
+    ):
+        super().__init__()
+        if attention not in ATTENTIONS:
+            raise ValueError(f"attention={attention!r} is not one of {ATTENTIONS}.")
+        if positional not in POSITIONALS:
+            raise ValueError(f"positional={positional!r} is not one of {POSITIONALS}.")
+        if d_model % n_heads:
+            raise ValueError(f"d_model = {d_model} must be divisible by n_heads = {n_heads}.")
+        self.attention, self.xy_residual = attention, xy_residual
+        if positional == "tpe":
+            self.embed = TPE(d_model, rff_sigma, seed=tpe_seed)
+        else:
+            self.embed = nn.Sequential(nn.Linear(2, d_model), nn.GELU(), nn.Linear(d_model, d_model))
+        self.layers = nn.ModuleList(HybridLayer(d_model, n_heads, attention, mlp_ratio, dropout) for _ in range(n_layers))
+        self.decoder = nn.Sequential(nn.LayerNorm(d_model), nn.Linear(d_model, d_model), nn.GELU(), nn.Linear(d_model, 3))
+
+    @classmethod
+    def from_config(cls, cfg) -> "LFM":
+        """Build from a :class:`lfm.config.ModelConfig`."""
+        return cls(**dataclasses.asdict(cfg))
+
+    def forward(
+        self, points2d: torch.Tensor, mask: torch.Tensor | None = None, adjacency: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """points2d ``(B, N, 2)``; mask ``(B, N)`` bool (True = visible); adjacency ``(B, N, N)`` or ``(N, N)``
+        bool (needed unless ``attention='global'``). Returns ``(B, N, 3)`` canonical 3D in normalised units."""
+        valid, adjacency = self._check(points2d, mask, adjacency)
+        x2d = normalize_2d(points2d, valid).points  # (B, N, 2), hidden points set to 0 (W_m = W * M)
+        masks = _attention_masks(valid, adjacency if self.attention != "global" else None)
+        x = self.embed(x2d)  # (B, N, D)
+        for layer in self.layers:
+            x = layer(x, masks)
+        out = self.decoder(x).float()  # (B, N, 3)
+        if self.xy_residual:
+            out = out + F.pad(x2d, (0, 1))
+        return out
+
+    def _check(self, points2d, mask, adjacency):
+        if not isinstance(points2d, torch.Tensor) or points2d.dim() != 3 or points2d.shape[-1] != 2:
+            got = tuple(points2d.shape) if isinstance(points2d, torch.Tensor) else type(points2d).__name__
+            raise ValueError(f"points2d has shape {got}; expected (B, N, 2).")
+        B, N, _ = points2d.shape
+        if mask is None:
+            mask = torch.ones(B, N, dtype=torch.bool, device=points2d.device)
+        if tuple(mask.shape) != (B, N):
+            raise ValueError(
+                f"mask has shape {tuple(mask.shape)} but points2d has shape {tuple(points2d.shape)}; "
+                f"pass one mask entry per keypoint, shape ({B}, {N})."
+            )
+        if self.attention == "global":
+            return mask.bool(), None
+        if adjacency is None:
+            raise ValueError(
+                f"attention={self.attention!r} needs an adjacency (B, N, N) bool; build one with "
+                "lfm.graph.edges_to_adjacency(edges, N) or lfm.graph.knn_adjacency(points2d, mask, k)."
+            )
+        if adjacency.dim() == 2:
+            adjacency = adjacency.expand(B, N, N)
+        if tuple(adjacency.shape) != (B, N, N):
+            raise ValueError(
+                f"adjacency has shape {tuple(adjacency.shape)} but points2d has shape {tuple(points2d.shape)}; "
+                f"expected ({B}, {N}, {N}) or ({N}, {N})."
+            )
+        return mask.bool(), adjacency.bool()
+
+
+def _attention_masks(valid: torch.Tensor, adjacency: torch.Tensor | None) -> dict[str, torch.Tensor]:
+    """SDPA boolean masks (True = may attend), built once per forward and shared by all layers."""
+    B, N = valid.shape
+    eye = torch.eye(N, dtype=torch.bool, device=valid.device)
+    # global: every valid key; a sample without any valid token lets its tokens see each other (finite output)
+    keys = valid | ~valid.any(-1, keepdim=True)  # (B, N)
+    masks = {"global": keys[:, None, None, :]}  # (B, 1, 1, N), broadcast over heads and queries
+    if adjacency is not None:
+        local = (adjacency & valid[:, :, None] & valid[:, None, :]) | eye  # (B, N, N)
+        masks["local"] = local[:, None]  # (B, 1, N, N)
+    return masks
+
+
+def model_flops(
+    d_model: int,
+    n_layers: int,
+    n_points: int,
+    *,
+    attention: str = "hybrid",
+    positional: str = "tpe",
+    mlp_ratio: int = 4,
+) -> int:
+    """Forward FLOPs of one sample (matmuls and attention, 2 FLOPs per multiply-add), as :class:`LFM` computes them.
+
+    Attention is dense (masked SDPA computes all N x N scores), so its cost is 4 N^2 D per branch whatever the
+    graph. A training step (forward + backward) costs about 3x this.
+    """
+    D, N = d_model, n_points
+    nb = 2 if attention == "hybrid" else 1
+    embed = 2 * N * 2 * (D // 2) if positional == "tpe" else 2 * N * 2 * D + 2 * N * D * D
+    per_layer = (
+        2 * N * D * 3 * D * nb  # qkv
+        + nb * 4 * N * N * D  # QK^T and AV per branch
+        + 2 * N * nb * D * D  # output projection of the concat
+        + 2 * 2 * N * D * mlp_ratio * D  # MLP
+    )
+    decoder = 2 * N * D * D + 2 * N * D * 3
+    return embed + n_layers * per_layer + decoder
