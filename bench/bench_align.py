@@ -25,8 +25,9 @@ def main():
             y = torch.randn(B, N, 3, generator=g).to(device)
             mask = (torch.rand(B, N, generator=g) < 0.85).to(device)
             w = mask.float()
-            t_ours = timeit(lambda: similarity_align(x, y, mask, scale=True), device)
-            t_roma = timeit(lambda: roma.rigid_points_registration(x, y, weights=w, compute_scaling=True), device)
+            t_ours = timeit(lambda: similarity_align(x, y, mask, scale=True), device, repeat=30)
+            t_roma = timeit(lambda: roma.rigid_points_registration(x, y, weights=w, compute_scaling=True), device,
+                            repeat=30)
             ours = similarity_align(x, y, mask, scale=True)
             R_roma, t_r, s_roma = roma.rigid_points_registration(x, y, weights=w, compute_scaling=True)
             agree = float((ours.R - R_roma.transpose(1, 2)).abs().max())  # roma: columns, lfm: rows

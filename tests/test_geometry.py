@@ -254,3 +254,56 @@ def test_orthographic_camera_noisy_matches_bruteforce_optimum(rng):
     assert ours <= best * (1 + 1e-5), (ours, best)
     init_only = fit_orthographic_camera(t64(p2d[None]), t64(shape[None]), n_iter=0)
     assert float(fit.residual) <= float(init_only.residual) + 1e-12
+
+
+@pytest.mark.parametrize("allow_reflection", [False, True])
+@pytest.mark.parametrize("kind", ["generic", "reflected", "rank 2", "rank 1", "zero", "isotropic", "huge", "tiny"])
+def test_fast_rotation_equals_svd_optimum(rng, allow_reflection, kind):
+    """The Horn/Newton path (used with detach=True) reaches the same objective tr(R^T M) as the SVD path,
+    with an orthogonal R of the right determinant, also on rank-deficient and repeated-eigenvalue matrices."""
+    from lfm.geometry import _best_rotation_horn, _best_rotation_svd
+
+    B = 64
+    M = rng.normal(size=(B, 3, 3))
+    if kind == "reflected":
+        M = M * np.sign(np.linalg.det(M))[:, None, None] * -1
+    elif kind == "rank 2":
+        M = M @ np.diag([1.0, 1.0, 0.0]) @ rng.normal(size=(3, 3))
+    elif kind == "rank 1":
+        M = np.einsum("bi,bj->bij", rng.normal(size=(B, 3)), rng.normal(size=(B, 3)))
+    elif kind == "zero":
+        M = np.zeros((B, 3, 3))
+    elif kind == "isotropic":
+        M = np.tile(np.eye(3), (B, 1, 1)) * rng.uniform(0.5, 2, size=(B, 1, 1))
+    elif kind == "huge":
+        M = M * 1e12
+    elif kind == "tiny":
+        M = M * 1e-12
+    for dtype in (torch.float64, torch.float32):
+        Mt = torch.as_tensor(M, dtype=dtype)
+        R_fast, tr_fast = _best_rotation_horn(Mt, allow_reflection)
+        R_svd, tr_svd = _best_rotation_svd(Mt.double(), allow_reflection)
+        tol = 1e-9 if dtype == torch.float64 else 1e-5
+        scale = np.abs(M).max() + 1e-300
+        np.testing.assert_allclose(tr_fast.double().numpy() / scale, tr_svd.numpy() / scale, atol=tol, err_msg=kind)
+        eye = torch.eye(3, dtype=torch.float64).expand(B, 3, 3)
+        torch.testing.assert_close(R_fast.double().transpose(1, 2) @ R_fast.double(), eye, atol=10 * tol, rtol=0)
+        det = torch.linalg.det(R_fast.double())
+        if not allow_reflection:
+            assert torch.all(det > 0), kind
+        # the objective value is what the rotation really achieves
+        np.testing.assert_allclose((R_fast.double() * Mt.double()).sum((1, 2)).numpy() / scale,
+                                   tr_svd.numpy() / scale, atol=10 * tol)
+
+
+@pytest.mark.parametrize("offset", [0.0, 10.0, 100.0, 1000.0])
+def test_float32_far_from_origin_matches_float64(offset):
+    """Camera-frame data in mm sit far from the origin: float32 must still match float64 (no cancellation)."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(64, 17, 3, generator=g, dtype=torch.float64) + torch.tensor([offset, -offset / 2, 2 * offset])
+    y = torch.randn(64, 17, 3, generator=g, dtype=torch.float64) + torch.tensor([-offset, offset, offset])
+    ref = similarity_align(x, y)
+    got = similarity_align(x.float(), y.float())
+    tol = 1e-5 * (1 + offset)  # the float32 resolution of the input itself
+    torch.testing.assert_close(got.R.double(), ref.R, atol=tol, rtol=0)
+    torch.testing.assert_close(got.aligned.double(), ref.aligned, atol=10 * tol, rtol=0)
