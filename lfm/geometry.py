@@ -101,9 +101,10 @@ def _compute_dtype(*xs: torch.Tensor) -> torch.dtype:
 
 
 def masked_mean(x: torch.Tensor, w: torch.Tensor, dim: int = 1, eps: float = 1e-12) -> torch.Tensor:
-    """Weighted mean of ``x`` over ``dim`` with weights ``w`` (broadcast on trailing dims); 0 where sum(w) = 0."""
+    """Weighted mean of ``x`` over ``dim`` with weights ``w`` (broadcast on trailing dims); 0 where sum(w) = 0.
+    Entries with zero weight never contribute, even when they hold NaN or inf."""
     wx = w.unsqueeze(-1) if w.dim() < x.dim() else w
-    return (x * wx).sum(dim) / wx.sum(dim).clamp_min(eps)
+    return (torch.where(wx > 0, x, 0.0) * wx).sum(dim) / wx.sum(dim).clamp_min(eps)
 
 
 def _best_rotation_svd(cov: torch.Tensor, allow_reflection: bool) -> tuple[torch.Tensor, torch.Tensor]:

@@ -72,7 +72,10 @@ def mpjpe(
     elif align == "scale":
         mu_p, mu_g = masked_mean(pred, w)[:, None], masked_mean(gt, w)[:, None]
         pc, gc = pred - mu_p, gt - mu_g
-        s = (w * (pc * gc).sum(-1)).sum(-1) / (w * pc.square().sum(-1)).sum(-1).clamp_min(1e-12)  # (B,)
+        valid = w > 0
+        num = torch.where(valid, (pc * gc).sum(-1), 0.0)  # hidden joints may hold NaN
+        den = torch.where(valid, pc.square().sum(-1), 0.0)
+        s = (w * num).sum(-1) / (w * den).sum(-1).clamp_min(1e-12)  # (B,)
         pred = s[:, None, None] * pc + mu_g
     elif align == "similarity":
         pred = similarity_align(pred, gt, w, scale=True, allow_reflection=allow_reflection, detach=True).aligned

@@ -127,3 +127,14 @@ def test_float32_under_autocast(rng):
         got = procrustes_mse(pred.bfloat16(), gt)
     assert got.dtype == torch.float32
     assert float(got) == pytest.approx(float(ref), rel=2e-2)  # bf16 rounding of the input only
+
+
+@pytest.mark.parametrize("align", [True, False])
+def test_nan_in_hidden_joints_never_leaks(rng, align):
+    pred, gt = torch.as_tensor(rng.normal(size=(2, 7, 3))), torch.as_tensor(rng.normal(size=(2, 7, 3)))
+    mask = torch.ones(2, 7, dtype=torch.bool)
+    mask[:, 4:] = False
+    ref = procrustes_mse(pred[:, :4], gt[:, :4], align=align)
+    gt[:, 5] = float("nan")
+    pred[:, 6] = float("inf")
+    assert float(procrustes_mse(pred, gt, mask, align=align)) == pytest.approx(float(ref), rel=1e-12)

@@ -125,3 +125,15 @@ def test_metric_bad_inputs():
         mpjpe(x, x, align="root", root=7)
     with pytest.raises(ValueError, match="categories has 1 names for 2 samples"):
         c3dpo_metrics(x, x, categories=["a"])
+
+
+@pytest.mark.parametrize("align", ["none", "root", "scale", "similarity"])
+def test_nan_in_hidden_joints_never_leaks(rng, align):
+    pred, gt = T(rng.normal(size=(3, 8, 3))), T(rng.normal(size=(3, 8, 3)))
+    mask = torch.ones(3, 8, dtype=torch.bool)
+    mask[:, 5:] = False
+    ref = mpjpe(pred[:, :5], gt[:, :5], align=align)
+    pred[:, 6], gt[:, 5], gt[:, 7] = float("nan"), float("inf"), float("nan")
+    torch.testing.assert_close(mpjpe(pred, gt, mask, align=align), ref)
+    out = c3dpo_metrics(pred, gt, mask)
+    torch.testing.assert_close(out["mpjpe_best"], c3dpo_metrics(pred[:, :5], gt[:, :5])["mpjpe_best"])

@@ -157,7 +157,7 @@ def test_model_can_fit_a_target():
         opt.zero_grad()
         loss.backward()
         opt.step()
-    assert float(loss) < first / 10, (first, float(loss))
+    assert float(loss.detach()) < first / 10, (first, float(loss.detach()))
 
 
 def test_bad_model_inputs():
