@@ -102,3 +102,18 @@ def test_paper_params_match_notebooks(yml):
     declared = pm.inspect_notebook(str(nb))
     keys = set(yaml.safe_load(yml.read_text()) or {})
     assert keys <= set(declared), f"{yml.name} sets undeclared {keys - set(declared)}"
+
+
+def test_every_package_file_is_tracked_by_git():
+    """A .gitignore pattern once swallowed lfm/data/: every source file of the package must be in git."""
+    import shutil
+    import subprocess
+
+    if shutil.which("git") is None or not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    tracked = set(subprocess.run(["git", "ls-files", "lfm", "tests", "bench", "notebooks"], cwd=ROOT,
+                                 capture_output=True, text=True, check=True).stdout.split())
+    wanted = {str(p.relative_to(ROOT)) for d in ("lfm", "tests", "bench", "notebooks")
+              for p in (ROOT / d).rglob("*") if p.is_file() and p.suffix in (".py", ".json", ".ipynb")
+              and "__pycache__" not in p.parts and ".ipynb_checkpoints" not in p.parts}
+    assert wanted <= tracked, f"files not tracked by git (check .gitignore): {sorted(wanted - tracked)}"
