@@ -137,3 +137,28 @@ def test_chair_loader_keeps_variable_keypoints(offline_cache):
     assert len(np.unique(cs.sequence)) == 999  # one instance per frame, split by model id
     assert (cs.points3d[~cs.visible] == 0).all()
     assert cs.meta["duplicate_ids_dropped"] == 0
+
+
+@needs_mirror
+@pytest.mark.parametrize("dataset,frames,joints", [("icvl", 1596, 16), ("nyu", 8252, 14)])
+def test_hand_loader_real_2d_3d_pairs(dataset, frames, joints, offline_cache):
+    """The real (u, v) must be the pinhole projection of the camera-frame 3D (the 2D-3D pair is consistent)."""
+    from lfm.data.open import load
+
+    cs = load(f"hand_{dataset}")
+    assert (cs.n_frames, cs.n_keypoints) == (frames, joints) and cs.units == "mm"
+    K = cs.camera
+    X = cs.points3d.astype(np.float64)
+    uv = np.stack([K["fx"] * X[..., 0] / X[..., 2] + K["cx"], K["fy"] * X[..., 1] / X[..., 2] + K["cy"]], -1)
+    np.testing.assert_allclose(uv, cs.points2d, atol=2e-3)
+    assert len(cs.edges) == joints - 1  # a tree
+    extent = np.linalg.norm(X - X.mean(1, keepdims=True), axis=-1).max(1).mean() * 2
+    assert 100 < extent < 300  # a hand, in mm
+    if dataset == "icvl":
+        assert dict(zip(*np.unique(cs.sequence, return_counts=True))) == {"test_seq_1": 702, "test_seq_2": 894}
+
+
+def test_points2d_shape_is_checked():
+    with pytest.raises(ValueError, match=r"points2d has shape \(2, 4, 3\)"):
+        CategorySet("x", "r", np.zeros((2, 4, 3)), np.ones((2, 4), bool), [], ["a", "a"], "m", "s", "l",
+                    points2d=np.zeros((2, 4, 3)))

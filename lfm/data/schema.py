@@ -33,6 +33,8 @@ class CategorySet:
     edges_rule: str = ""  # how the edges were obtained (data hierarchy, anatomy, motion MST, kNN)
     meta: dict = field(default_factory=dict)  # e.g. semantic ids of slots, frame indices
     n_nonfinite: int = 0  # joints whose coordinates were NaN/inf in the source (now invisible)
+    points2d: np.ndarray | None = None  # (F, N, 2) real 2D of the same frames (a real camera or detector), if any
+    camera: dict | None = None  # how points2d relates to points3d (e.g. intrinsics; points3d in that camera frame)
 
     def __post_init__(self):
         self.points3d = np.asarray(self.points3d, dtype=np.float32)
@@ -50,6 +52,15 @@ class CategorySet:
         self.edges = np.asarray(self.edges, dtype=np.int64).reshape(-1, 2)
         if self.edges.size and (self.edges.min() < 0 or self.edges.max() >= N):
             raise ValueError(f"{self.category}: edges reference keypoints outside 0..{N - 1}.")
+        if self.points2d is not None:
+            self.points2d = np.asarray(self.points2d, dtype=np.float32)
+            if self.points2d.shape != (F, N, 2):
+                raise ValueError(f"{self.category}: points2d has shape {self.points2d.shape}; expected ({F}, {N}, 2).")
+            bad2 = ~np.isfinite(self.points2d).all(-1) & self.visible
+            if bad2.any():
+                self.n_nonfinite += int(bad2.sum())
+                self.visible = self.visible & ~bad2
+            self.points2d = np.where(self.visible[..., None], np.nan_to_num(self.points2d), 0.0).astype(np.float32)
         self.sequence = np.asarray(self.sequence).astype(str)
         if self.sequence.shape != (F,):
             raise ValueError(f"{self.category}: sequence has shape {self.sequence.shape}; expected ({F},).")
@@ -70,6 +81,7 @@ class CategorySet:
         return CategorySet(
             self.category, self.rig, self.points3d[idx], self.visible[idx], self.edges, self.sequence[idx],
             self.units, self.source, self.licence, self.synthetic, self.edges_rule, meta, 0,
+            None if self.points2d is None else self.points2d[idx], self.camera,
         )
 
     def summary(self) -> dict:
@@ -78,7 +90,8 @@ class CategorySet:
             "category": self.category, "rig": self.rig, "frames": self.n_frames, "keypoints": self.n_keypoints,
             "visible_per_frame": f"{int(vis.min())}-{int(vis.max())}" if vis.size else "0",
             "sequences": int(len(np.unique(self.sequence))), "edges": int(len(self.edges)), "units": self.units,
-            "synthetic": self.synthetic, "nonfinite_joints": self.n_nonfinite, "licence": self.licence,
+            "synthetic": self.synthetic, "real_2d": self.points2d is not None, "nonfinite_joints": self.n_nonfinite,
+            "licence": self.licence,
             "source": self.source,
         }
 
