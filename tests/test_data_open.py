@@ -162,3 +162,16 @@ def test_points2d_shape_is_checked():
     with pytest.raises(ValueError, match=r"points2d has shape \(2, 4, 3\)"):
         CategorySet("x", "r", np.zeros((2, 4, 3)), np.ones((2, 4), bool), [], ["a", "a"], "m", "s", "l",
                     points2d=np.zeros((2, 4, 3)))
+
+
+@needs_mirror
+def test_mediapipe_face_template_is_mirror_symmetric(offline_cache):
+    from lfm.data.open import load
+
+    cs = load("face_template")
+    assert (cs.n_frames, cs.n_keypoints) == (1, 478) and cs.units == "cm"
+    face = cs.points3d[0, :468].astype(np.float64)
+    mirrored = face * [-1, 1, 1]
+    d = np.linalg.norm(face[:, None] - mirrored[None], axis=-1).min(1)
+    assert d.max() < 1e-3  # every face landmark has an x-mirror partner (SOURCE.md)
+    assert len(cs.edges) >= 478 * 2

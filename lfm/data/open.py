@@ -14,7 +14,7 @@ import numpy as np
 from .fetch import fetch, registry
 from .schema import CategorySet, knn_edges, skeleton_from_motion
 
-__all__ = ["load", "OPEN_SETS", "load_nrsfm", "load_dog", "load_chairs", "load_hands"]
+__all__ = ["load", "OPEN_SETS", "load_nrsfm", "load_dog", "load_chairs", "load_hands", "load_mediapipe_face"]
 
 # NRSfM benchmark sequences -> benchmark category (the four CMU sequences share one 41-marker rig)
 NRSFM = {
@@ -164,12 +164,31 @@ def load_hands(dataset: str) -> CategorySet:
     )
 
 
+def load_mediapipe_face() -> CategorySet:
+    """The MediaPipe canonical face (468 FaceMesh landmarks + 10 iris points), ONE template shape, cm-like units.
+
+    A single mean shape with no variation: a category template or an OOD test input, not training data.
+    Edges: 4 nearest neighbours on the template (the FaceMesh triangles were not mirrored).
+    """
+    name = "mediapipe_face/face_model_with_iris_vertices.obj"
+    lines = fetch(name, progress=False).read_text().splitlines()
+    v = np.array([[float(t) for t in ln.split()[1:4]] for ln in lines if ln.startswith("v ")])
+    if v.shape != (478, 3):
+        raise ValueError(f"{name}: {v.shape[0]} vertices; expected 478 (468 FaceMesh + 10 iris).")
+    return CategorySet(
+        category="face_template", rig="mediapipe_face478", points3d=v[None], visible=np.ones((1, 478), bool),
+        edges=knn_edges(v, k=4), sequence=np.array(["template"]), units="cm", source="MediaPipe canonical face",
+        licence=_licence(name), edges_rule="4-NN on the template", meta={"iris": np.arange(468, 478)},
+    )
+
+
 OPEN_SETS = {
     **{f"nrsfm_{s}": (lambda s=s: load_nrsfm(s)) for s in NRSFM},
     "dog": load_dog,
     "chair": load_chairs,
     "hand_icvl": lambda: load_hands("icvl"),
     "hand_nyu": lambda: load_hands("nyu"),
+    "face_template": load_mediapipe_face,
 }
 
 
