@@ -175,3 +175,12 @@ def test_mediapipe_face_template_is_mirror_symmetric(offline_cache):
     d = np.linalg.norm(face[:, None] - mirrored[None], axis=-1).min(1)
     assert d.max() < 1e-3  # every face landmark has an x-mirror partner (SOURCE.md)
     assert len(cs.edges) >= 478 * 2
+
+
+def test_nonfinite_2d_hides_the_joint_in_3d_too():
+    P = np.ones((1, 3, 3))
+    p2 = np.ones((1, 3, 2))
+    p2[0, 1, 0] = np.nan
+    cs = CategorySet("x", "r", P, np.ones((1, 3), bool), [], ["a"], "m", "s", "l", points2d=p2)
+    assert cs.visible.tolist() == [[True, False, True]] and cs.n_nonfinite == 1
+    assert (cs.points3d[0, 1] == 0).all() and (cs.points2d[0, 1] == 0).all()

@@ -44,23 +44,21 @@ class CategorySet:
         self.visible = np.asarray(self.visible, dtype=bool)
         if self.visible.shape != (F, N):
             raise ValueError(f"{self.category}: visible has shape {self.visible.shape}; expected ({F}, {N}).")
-        bad = ~np.isfinite(self.points3d).all(-1) & self.visible
-        if bad.any():
-            self.n_nonfinite += int(bad.sum())
-            self.visible = self.visible & ~bad
-        self.points3d = np.where(self.visible[..., None], np.nan_to_num(self.points3d), 0.0).astype(np.float32)
         self.edges = np.asarray(self.edges, dtype=np.int64).reshape(-1, 2)
         if self.edges.size and (self.edges.min() < 0 or self.edges.max() >= N):
             raise ValueError(f"{self.category}: edges reference keypoints outside 0..{N - 1}.")
+        arrays = {"points3d": self.points3d}
         if self.points2d is not None:
             self.points2d = np.asarray(self.points2d, dtype=np.float32)
             if self.points2d.shape != (F, N, 2):
                 raise ValueError(f"{self.category}: points2d has shape {self.points2d.shape}; expected ({F}, {N}, 2).")
-            bad2 = ~np.isfinite(self.points2d).all(-1) & self.visible
-            if bad2.any():
-                self.n_nonfinite += int(bad2.sum())
-                self.visible = self.visible & ~bad2
-            self.points2d = np.where(self.visible[..., None], np.nan_to_num(self.points2d), 0.0).astype(np.float32)
+            arrays["points2d"] = self.points2d
+        # a joint with a non-finite coordinate in any array becomes invisible (counted), then hidden rows are 0
+        bad = self.visible & ~np.logical_and.reduce([np.isfinite(a).all(-1) for a in arrays.values()])
+        self.n_nonfinite += int(bad.sum())
+        self.visible = self.visible & ~bad
+        for name, a in arrays.items():
+            setattr(self, name, np.where(self.visible[..., None], np.nan_to_num(a), 0.0).astype(np.float32))
         self.sequence = np.asarray(self.sequence).astype(str)
         if self.sequence.shape != (F,):
             raise ValueError(f"{self.category}: sequence has shape {self.sequence.shape}; expected ({F},).")
