@@ -136,7 +136,7 @@ def _best_rotation_horn(cov: torch.Tensor, allow_reflection: bool, max_iter: int
     if allow_reflection:
         flip = torch.linalg.det(M) < 0
         M = torch.where(flip[:, None, None], -M, M)
-    (xx, xy, xz), (yx, yy, yz), (zx, zy, zz) = M.unbind(1)[0].unbind(-1), M.unbind(1)[1].unbind(-1), M.unbind(1)[2].unbind(-1)
+    xx, xy, xz, yx, yy, yz, zx, zy, zz = M.flatten(1).unbind(-1)  # M[a, b] = sum_i w_i x_a y_b
     N = torch.stack([
         torch.stack([xx + yy + zz, yz - zy, zx - xz, xy - yx], -1),
         torch.stack([yz - zy, xx - yy - zz, xy + yx, zx + xz], -1),

@@ -47,7 +47,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def server(tmp_path):
+def server(tmp_path, monkeypatch):
+    """A local HTTP server over copies of two mirror files; LFM_BASE_URL points at it. Yields (url, mode):
+    set mode[name] to "404", "truncate" or "corrupt" to change how that file is served."""
     root = tmp_path / "served"
     for n in (SMALL, BIG):
         (root / n).parent.mkdir(parents=True, exist_ok=True)
@@ -56,7 +58,9 @@ def server(tmp_path):
     handler = type("H", (_Handler,), {"root": root, "mode": mode})
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}", mode
+    url = f"http://127.0.0.1:{httpd.server_address[1]}"
+    monkeypatch.setenv("LFM_BASE_URL", url)
+    yield url, mode
     httpd.shutdown()
     httpd.server_close()
 
@@ -78,7 +82,6 @@ def _files(folder: Path) -> list[str]:
 @needs_mirror
 def test_download_good_file(server, cache, monkeypatch):
     url, _ = server
-    monkeypatch.setenv("LFM_BASE_URL", url)
     for name in (SMALL, BIG):
         path = fetch(name, progress=False)
         assert path == cache / name
@@ -92,7 +95,6 @@ def test_download_good_file(server, cache, monkeypatch):
 @needs_mirror
 def test_download_404_reports_each_place(server, cache, monkeypatch):
     url, mode = server
-    monkeypatch.setenv("LFM_BASE_URL", url)
     mode[SMALL] = "404"
     with pytest.raises(DataUnavailableError) as e:
         fetch(SMALL, progress=False)
@@ -104,7 +106,6 @@ def test_download_404_reports_each_place(server, cache, monkeypatch):
 @needs_mirror
 def test_download_cut_short_leaves_no_partial_file(server, cache, monkeypatch):
     url, mode = server
-    monkeypatch.setenv("LFM_BASE_URL", url)
     mode[BIG] = "truncate"
     with pytest.raises(DataUnavailableError, match="cut short") as e:
         fetch(BIG, progress=False)
@@ -115,7 +116,6 @@ def test_download_cut_short_leaves_no_partial_file(server, cache, monkeypatch):
 @needs_mirror
 def test_cut_short_download_falls_back_to_the_mirror(server, cache, monkeypatch):
     url, mode = server
-    monkeypatch.setenv("LFM_BASE_URL", url)
     monkeypatch.setenv("LFM_MIRROR", str(MIRROR))
     mode[BIG] = "truncate"
     path = fetch(BIG, progress=False)
@@ -125,7 +125,6 @@ def test_cut_short_download_falls_back_to_the_mirror(server, cache, monkeypatch)
 @needs_mirror
 def test_checksum_mismatch_names_file_expected_actual(server, cache, monkeypatch):
     url, mode = server
-    monkeypatch.setenv("LFM_BASE_URL", url)
     mode[SMALL] = "corrupt"
     with pytest.raises(ChecksumError) as e:
         fetch(SMALL, progress=False)
