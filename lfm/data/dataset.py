@@ -1,0 +1,176 @@
+"""Batches for training and evaluation: a frame dataset over several categories, a sampler, padded collation.
+
+* :class:`FrameDataset` holds the frames of several :class:`CategorySet` (one entry per frame) and each
+  category's fixed graph. :meth:`FrameDataset.batch` turns frame indices into 2D views (fresh random cameras
+  from a seeded generator, so training sees new views every step) and collates them.
+* :class:`BatchSampler` draws index batches: ``balance='category'`` picks categories uniformly (each batch or
+  each sample), ``'frames'`` in proportion to their frames; ``bucket=True`` keeps one category (one keypoint
+  count) per batch, so nothing is padded except chairs' absent keypoints.
+* :func:`collate` keeps only the *visible* keypoints of each sample (compacted to the front) and pads to the
+  longest sample **in the batch**. Padded tokens carry ``mask = False`` and are never attended to.
+
+Targets are the camera-frame 3D centred on the visible centroid and divided by its RMS radius, so the
+Procrustes MSE is in units of the shape's radius (the metric's unit) and every sample weighs the same.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..graph import knn_adjacency
+from .schema import CategorySet, knn_edges
+from .views import synthesize_views
+
+__all__ = ["Batch", "FrameDataset", "BatchSampler", "collate", "category_graph", "GRAPHS"]
+
+GRAPHS = ("skeleton", "mean_knn", "input_knn")
+
+
+@dataclass
+class Batch:
+    points2d: torch.Tensor  # (B, L, 2) image coordinates (the model normalises them)
+    target: torch.Tensor  # (B, L, 3) camera-frame 3D / RMS radius, centred on the visible centroid
+    mask: torch.Tensor  # (B, L) bool, True = a visible keypoint
+    adjacency: torch.Tensor  # (B, L, L) bool
+    category: list[str]  # (B,)
+    frame: np.ndarray  # (B,) index into the source CategorySet
+    slots: np.ndarray  # (B, L) int: which source keypoint each token is (-1 = padding)
+
+    def to(self, device) -> "Batch":
+        return Batch(self.points2d.to(device), self.target.to(device), self.mask.to(device),
+                     self.adjacency.to(device), self.category, self.frame, self.slots)
+
+
+def category_graph(cs: CategorySet, graph: str = "skeleton", k: int = 3) -> np.ndarray:
+    """The fixed ``(N, N)`` bool adjacency of a category: its skeleton, or k-NN on its mean 3D shape."""
+    N = cs.n_keypoints
+    if graph == "skeleton":
+        edges = cs.edges
+    elif graph == "mean_knn":
+        w = cs.visible[..., None].astype(np.float64)
+        c = (cs.points3d * w).sum(1, keepdims=True) / np.maximum(w.sum(1, keepdims=True), 1)
+        mean = ((cs.points3d - c) * w).sum(0) / np.maximum(w.sum(0), 1)
+        edges = knn_edges(mean, k=k, valid=cs.visible.any(0))
+    elif graph == "input_knn":
+        return np.zeros((N, N), bool)  # built per input in collate
+    else:
+        raise ValueError(f"graph={graph!r} is not one of {GRAPHS}.")
+    A = np.eye(N, dtype=bool)
+    if len(edges):
+        A[edges[:, 0], edges[:, 1]] = A[edges[:, 1], edges[:, 0]] = True
+    return A
+
+
+def collate(points2d, target, visible, adjacency, category, frame, *, input_knn: int = 0) -> Batch:
+    """Compact each sample to its visible keypoints and pad to the longest sample in the batch.
+
+    Args are lists (one entry per sample) of ``(N_i, 2)``, ``(N_i, 3)``, ``(N_i,)`` and ``(N_i, N_i)`` arrays.
+    ``input_knn > 0`` replaces the adjacency by k-NN on each 2D input.
+    """
+    B = len(points2d)
+    idx = [np.flatnonzero(v) for v in visible]
+    L = max(1, max(len(i) for i in idx))
+    p2 = np.zeros((B, L, 2), np.float32)
+    tg = np.zeros((B, L, 3), np.float32)
+    m = np.zeros((B, L), bool)
+    A = np.zeros((B, L, L), bool)
+    slots = np.full((B, L), -1, np.int64)
+    for b, i in enumerate(idx):
+        n = len(i)
+        p2[b, :n], tg[b, :n], m[b, :n], slots[b, :n] = points2d[b][i], target[b][i], True, i
+        A[b, :n, :n] = adjacency[b][np.ix_(i, i)]
+    A |= np.eye(L, dtype=bool)[None]
+    p2t, mt = torch.from_numpy(p2), torch.from_numpy(m)
+    At = knn_adjacency(p2t, mt, k=input_knn) if input_knn > 0 else torch.from_numpy(A)
+    return Batch(p2t, torch.from_numpy(tg), mt, At, list(category), np.asarray(frame), slots)
+
+
+class FrameDataset:
+    """Frames of several categories with their fixed graphs; ``len`` = total frames."""
+
+    def __init__(self, sets: dict[str, CategorySet], graph: str = "skeleton", knn_k: int = 3):
+        if graph not in GRAPHS:
+            raise ValueError(f"graph={graph!r} is not one of {GRAPHS}.")
+        self.sets = {c: s for c, s in sets.items() if s is not None and s.n_frames}
+        if not self.sets:
+            raise ValueError("FrameDataset needs at least one category with frames.")
+        self.graph, self.knn_k = graph, knn_k
+        self.categories = list(self.sets)
+        self.adjacency = {c: category_graph(s, graph, knn_k) for c, s in self.sets.items()}
+        self.offsets = np.cumsum([0] + [s.n_frames for s in self.sets.values()])
+        self.cat_of = np.repeat(np.arange(len(self.categories)), np.diff(self.offsets))
+
+    def __len__(self) -> int:
+        return int(self.offsets[-1])
+
+    def locate(self, i: int) -> tuple[str, int]:
+        c = int(self.cat_of[i])
+        return self.categories[c], int(i - self.offsets[c])
+
+    def indices_of(self, category: str) -> np.ndarray:
+        c = self.categories.index(category)
+        return np.arange(self.offsets[c], self.offsets[c + 1])
+
+    def batch(self, indices, seed: int, mirror: float = 0.0, **view_kw) -> Batch:
+        """Views of the frames ``indices`` (fresh cameras from ``seed``; ``view_kw`` go to
+        :func:`lfm.data.synthesize_views`), collated. ``mirror`` is the probability of mirroring a 3D frame
+        left-right (x -> -x, the up axis y kept) before viewing it: a mirrored pose is another plausible pose."""
+        indices = np.asarray(indices)
+        cats = self.cat_of[indices]
+        rng = np.random.default_rng(seed)
+        p2, tg, vis, adj, cat, fr = [], [], [], [], [], []
+        for c in np.unique(cats):
+            name = self.categories[c]
+            cs = self.sets[name]
+            local = indices[cats == c] - self.offsets[c]
+            P = cs.points3d[local]
+            if mirror > 0:
+                P = P * np.where(rng.random(len(local)) < mirror, -1.0, 1.0)[:, None, None] ** np.array([1, 0, 0])
+            v = synthesize_views(P, cs.visible[local], seed=int(rng.integers(2**63)), **view_kw)
+            tgt = _unit_radius(v.points3d, v.visible)
+            for j in range(len(local)):
+                p2.append(v.points2d[j]), tg.append(tgt[j]), vis.append(v.visible[j])
+                adj.append(self.adjacency[name]), cat.append(name), fr.append(local[j])
+        return collate(p2, tg, vis, adj, cat, fr, input_knn=self.knn_k if self.graph == "input_knn" else 0)
+
+
+def _unit_radius(points3d: np.ndarray, visible: np.ndarray) -> np.ndarray:
+    r = np.sqrt((points3d**2).sum(-1).sum(1) / np.maximum(visible.sum(1), 1))
+    return points3d / np.maximum(r, 1e-12)[:, None, None]
+
+
+class BatchSampler:
+    """Seeded index batches over a :class:`FrameDataset`; its state (``state_dict``) makes a resumed run draw the
+    same batches as an uninterrupted one."""
+
+    def __init__(self, dataset: FrameDataset, batch_size: int, *, balance: str = "category", bucket: bool = True,
+                 seed: int = 0):
+        if balance not in ("category", "frames"):
+            raise ValueError(f"balance={balance!r} is not one of ('category', 'frames').")
+        if batch_size < 1:
+            raise ValueError(f"batch_size = {batch_size} must be >= 1.")
+        self.ds, self.batch_size, self.balance, self.bucket = dataset, batch_size, balance, bucket
+        self.rng = np.random.default_rng(seed)
+        sizes = np.diff(dataset.offsets).astype(float)
+        self.p = np.full(len(sizes), 1 / len(sizes)) if balance == "category" else sizes / sizes.sum()
+
+    def next(self) -> np.ndarray:
+        ds, B = self.ds, self.batch_size
+        if self.bucket:
+            c = self.rng.choice(len(self.p), p=self.p)
+            return ds.offsets[c] + self.rng.integers(0, ds.offsets[c + 1] - ds.offsets[c], B)
+        cats = self.rng.choice(len(self.p), size=B, p=self.p)
+        return ds.offsets[cats] + (self.rng.random(B) * (ds.offsets[cats + 1] - ds.offsets[cats])).astype(np.int64)
+
+    def __iter__(self):
+        while True:
+            yield self.next()
+
+    def state_dict(self) -> dict:
+        return {"bit_generator": self.rng.bit_generator.state}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.rng.bit_generator.state = state["bit_generator"]

@@ -1,0 +1,254 @@
+"""Training of one LFM over all in-distribution categories of the open benchmark, resumable.
+
+``train(model_cfg, train_cfg, out_dir)`` writes ``out_dir/last.pt`` (every epoch, atomically) and
+``out_dir/best.pt`` (best validation), each holding the model, the optimiser, the scheduler, the sampler's and
+torch's RNG states, the resolved configs, the metrics history, data hashes and versions. With ``resume=True``
+(default) an existing ``last.pt`` is continued exactly: a killed run resumed from its last checkpoint ends with
+the same metrics as an uninterrupted run with the same seed (tested).
+
+One step: a batch of frame indices from :class:`lfm.data.dataset.BatchSampler`, fresh random views
+(``train_camera`` / ``train_projection``; a fraction ``so3_fraction`` of steps uses SO(3) orthographic views),
+the model's 3D, and the Procrustes-aligned MSE against the unit-radius camera-frame 3D. On CUDA the forward
+runs under bf16 autocast; the alignment and the loss stay in float32.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import io as lio
+from .config import ModelConfig, TrainConfig
+from .data import benchmark
+from .data.dataset import BatchSampler, FrameDataset
+from .evaluate import evaluate_category
+from .losses import procrustes_mse
+from .model import LFM
+
+__all__ = ["train", "load_checkpoint", "CheckpointError", "resolve_device", "validation_views"]
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be read or does not belong to this code."""
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device='cuda' was asked for but torch sees no CUDA device; set device to 'auto' or 'cpu'.")
+    return torch.device(name)
+
+
+def _hash_sets(sets) -> str:
+    h = hashlib.sha256()
+    for name in sorted(sets):
+        s = sets[name]
+        h.update(name.encode())
+        h.update(np.ascontiguousarray(s.points3d).tobytes())
+        h.update(np.ascontiguousarray(s.visible).tobytes())
+    return h.hexdigest()[:16]
+
+
+def validation_views(splits: dict, max_frames: int) -> dict:
+    """Fixed, seeded validation inputs (realistic protocol) of each category: at most ``max_frames`` frames."""
+    from .data.views import synthesize_views
+
+    out = {}
+    for c, sp in splits.items():
+        v = sp.val
+        if v is None or v.n_frames == 0:
+            continue
+        idx = np.linspace(0, v.n_frames - 1, min(max_frames, v.n_frames)).round().astype(int)
+        sub = v.subset(np.unique(idx))
+        views = synthesize_views(sub.points3d, sub.visible, seed=benchmark.protocol_seed(c, "val"),
+                                 **benchmark.PROTOCOLS["realistic"])
+        out[c] = (sub, views)
+    return out
+
+
+def _validate(model, val: dict, cfg: TrainConfig, mcfg: ModelConfig, device) -> dict:
+    per = {}
+    for c, (cs, v) in val.items():
+        r = evaluate_category(model, cs, v.points2d, v.points3d, v.visible, graph=cfg.graph, device=device,
+                              attention=mcfg.attention)
+        per[c] = {k: r[k] for k in ("model_det", "model_refl", "ratio_det", "ratio_refl")}
+    mean = {k: float(np.mean([p[k] for p in per.values()])) for k in ("model_det", "model_refl", "ratio_det", "ratio_refl")}
+    return {"mean": mean, "per_category": per}
+
+
+def _save(path: Path, state: dict) -> None:
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    lio.atomic_write_bytes(path, buf.getvalue())
+
+
+def load_checkpoint(path, map_location="cpu") -> dict:
+    """Read a checkpoint written by :func:`train`; a clear :class:`CheckpointError` for anything else."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist; train one (lfm train) or pass the shipped "
+                              "checkpoint (default: lfm/checkpoints/lfm_open_v1.pt).")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as e:  # noqa: BLE001 - torch raises many kinds for a corrupt file
+        raise CheckpointError(f"checkpoint {path} could not be read ({type(e).__name__}: {e}); it is corrupt or "
+                              "not a torch file: delete it and train again, or fetch the shipped one.") from None
+    if not isinstance(ckpt, dict) or "model" not in ckpt or "model_config" not in ckpt:
+        raise CheckpointError(f"checkpoint {path} has no 'model'/'model_config' entries: it was not written by "
+                              "lfm.train; pass a checkpoint made by `lfm train`.")
+    return ckpt
+
+
+def _epoch_line(epoch, loss, val, lr, elapsed):
+    return (f"epoch {epoch:4d}  loss {loss:.4f}  val PA/rms det {val['mean']['model_det']:.4f} "
+            f"refl {val['mean']['model_refl']:.4f}  (x flat {val['mean']['ratio_refl']:.3f})  lr {lr:.1e}  "
+            f"{elapsed / 60:.1f} min")
+
+
+def train(model_cfg: ModelConfig, cfg: TrainConfig, out_dir, *, resume: bool = True, progress: bool = True,
+          splits: dict | None = None, log=print) -> dict:
+    """Train (or continue) a model; returns the final summary (also in ``out_dir/summary.json``)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    device = resolve_device(cfg.device)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    if splits is None:
+        splits = {c: benchmark.split_category(c, train_stride=cfg.train_stride) for c in cfg.categories}
+    train_sets = {c: splits[c].train for c in cfg.categories}
+    ds = FrameDataset(train_sets, graph=cfg.graph)
+    sampler = BatchSampler(ds, cfg.batch_size, balance=cfg.balance, bucket=cfg.bucket, seed=cfg.seed)
+    val = validation_views({c: splits[c] for c in cfg.categories}, cfg.val_frames)
+    model = LFM.from_config(model_cfg).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=cfg.plateau_factor,
+                                                       patience=cfg.plateau_patience)
+    view_rng = np.random.default_rng(cfg.seed + 1)
+    state = {"epoch": 0, "step": 0, "history": [], "best": math.inf, "best_epoch": 0, "elapsed_s": 0.0,
+             "stopped": None}
+    last = out_dir / "last.pt"
+    if resume and last.exists():
+        ck = load_checkpoint(last, map_location=device)
+        budget = ("max_minutes", "max_epochs", "threads", "device")  # may change between sessions
+        same = {k: v for k, v in ck["train_config"].items() if k not in budget} == \
+            {k: v for k, v in _plain_cfg(cfg).items() if k not in budget}
+        if ck["model_config"] != dataclasses.asdict(model_cfg) or not same:
+            raise CheckpointError(f"{last} was written with other settings; resume with the same parameters, "
+                                  f"or choose another output folder (or delete {last} to start over).")
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        sched.load_state_dict(ck["scheduler"])
+        sampler.load_state_dict(ck["sampler"])
+        view_rng.bit_generator.state = ck["view_rng"]
+        torch.set_rng_state(ck["torch_rng"])
+        state = ck["state"]
+        if state["stopped"] in ("max_minutes", "max_epochs"):  # a larger budget continues the run
+            state["stopped"] = None
+        log(f"resumed {last} at epoch {state['epoch']} (step {state['step']})")
+    data_hash = _hash_sets(train_sets)
+    amp = device.type == "cuda"
+    t0 = time.time() - state["elapsed_s"]
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=cfg.epoch_steps, leave=False, mininterval=2.0)
+    while state["stopped"] is None:
+        if state["epoch"] >= cfg.max_epochs:
+            state["stopped"] = "max_epochs"
+            break
+        if cfg.max_minutes and state["elapsed_s"] >= 60 * cfg.max_minutes:
+            state["stopped"] = "max_minutes"
+            break
+        model.train()
+        losses = []
+        if bar is not None:
+            bar.reset(total=cfg.epoch_steps)
+            bar.set_description(f"epoch {state['epoch'] + 1}")
+        for _ in range(cfg.epoch_steps):
+            idx = sampler.next()
+            so3 = cfg.so3_fraction > 0 and view_rng.random() < cfg.so3_fraction
+            kw = ({"camera": "so3", "projection": "orthographic"} if so3 else
+                  {"camera": cfg.train_camera, "projection": cfg.train_projection})
+            b = ds.batch(idx, seed=int(view_rng.integers(2**63)), noise=cfg.noise, p_joint=cfg.p_joint,
+                         mirror=cfg.mirror, **kw).to(device)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+                pred = model(b.points2d, b.mask, b.adjacency)
+            loss = procrustes_mse(pred.float(), b.target, b.mask, allow_reflection=cfg.allow_reflection,
+                                  align=cfg.procrustes)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+            state["step"] += 1
+            if bar is not None:
+                bar.update()
+                if state["step"] % 20 == 0:
+                    bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}")
+        state["epoch"] += 1
+        v = _validate(model, val, cfg, model_cfg, device)
+        metric = v["mean"]["model_refl"]
+        sched.step(metric)
+        elapsed = time.time() - t0
+        state["elapsed_s"] = elapsed
+        lr = opt.param_groups[0]["lr"]
+        state["history"].append({"epoch": state["epoch"], "step": state["step"], "loss": float(np.mean(losses)),
+                                 "val": v["mean"], "lr": lr, "elapsed_s": elapsed})
+        improved = metric < state["best"]
+        if improved:
+            state["best"], state["best_epoch"] = metric, state["epoch"]
+        if state["epoch"] - state["best_epoch"] >= cfg.early_stop:
+            state["stopped"] = "early_stop"
+        elif cfg.max_minutes and elapsed >= 60 * cfg.max_minutes:
+            state["stopped"] = "max_minutes"
+        ck = {"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+              "sampler": sampler.state_dict(), "view_rng": view_rng.bit_generator.state,
+              "torch_rng": torch.get_rng_state(), "state": state, "model_config": dataclasses.asdict(model_cfg),
+              "train_config": _plain_cfg(cfg), "val_per_category": v["per_category"], "data_hash": data_hash,
+              "benchmark": benchmark.VERSION, "provenance": lio.provenance(device.type)}
+        if improved:
+            _save(out_dir / "best.pt", ck)
+        _save(last, ck)
+        log(_epoch_line(state["epoch"], float(np.mean(losses)), v, lr, elapsed))
+    if bar is not None:
+        bar.close()
+    summary = {"stopped": state["stopped"], "epochs": state["epoch"], "steps": state["step"],
+               "best_val_refl": state["best"], "best_epoch": state["best_epoch"], "elapsed_s": state["elapsed_s"],
+               "history": state["history"], "model_config": dataclasses.asdict(model_cfg),
+               "train_config": _plain_cfg(cfg), "data_hash": data_hash, "provenance": lio.provenance(device.type)}
+    lio.write_json(out_dir / "summary.json", summary)
+    return summary
+
+
+def _plain_cfg(cfg) -> dict:
+    d = dataclasses.asdict(cfg)
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+
+def export(src, dst, *, evaluation: dict | None = None) -> Path:
+    """A small inference checkpoint from a training one: weights, configs, the rigs of the training categories
+    (name -> keypoint count and skeleton, for ``lfm.lift(rig=...)``), data licences, metrics; no optimiser."""
+    ck = load_checkpoint(src)
+    cats = ck["train_config"]["categories"]
+    rigs, licences = {}, {}
+    for c in list(cats) + list(benchmark.OOD):
+        cs = benchmark.load_category(c)
+        rigs[cs.rig] = {"keypoints": cs.n_keypoints, "edges": cs.edges.tolist(), "category": c,
+                        "edges_rule": cs.edges_rule, "trained_on": c in cats}
+        licences[c] = cs.licence
+    out = {"model": ck["model"], "model_config": ck["model_config"], "train_config": ck["train_config"],
+           "state": {k: ck["state"][k] for k in ("epoch", "step", "best", "best_epoch", "elapsed_s", "stopped")},
+           "history": ck["state"]["history"], "val_per_category": ck["val_per_category"], "rigs": rigs,
+           "data_licences": licences, "data_hash": ck["data_hash"], "benchmark": ck["benchmark"],
+           "provenance": ck["provenance"], "evaluation": evaluation}
+    _save(Path(dst), out)
+    return Path(dst)

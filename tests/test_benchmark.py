@@ -1,0 +1,57 @@
+"""The open benchmark v1: split rules, counts, disjointness, and the fixed test views."""
+
+import numpy as np
+import pytest
+
+from lfm.data import benchmark
+
+from .test_data_open import needs_mirror, offline_cache  # noqa: F401  (fixture)
+
+pytestmark = [needs_mirror, pytest.mark.usefixtures("offline_cache")]
+
+
+@pytest.fixture(scope="module")
+def splits():
+    import os
+
+    os.environ.setdefault("LFM_OFFLINE", "1")
+    return benchmark.build()
+
+
+def test_counts_match_the_calibration_protocol(splits):
+    assert splits["human41"].test.n_frames == 307  # yoga
+    assert splits["dog"].test.n_frames == 1084  # walk09, every 4th frame
+    assert splits["chair"].test.n_frames == 200 and len(benchmark.test_views(splits["chair"]).frame) == 800
+    assert set(splits["human41"].test.sequence) == {"yoga"}
+    assert "yoga" not in set(splits["human41"].train.sequence) | set(splits["human41"].val.sequence)
+    assert splits["cheetah"].train is None
+
+
+@pytest.mark.parametrize("cat", benchmark.CATEGORIES)
+def test_parts_are_disjoint_and_validation_comes_from_training(cat, splits):
+    sp = splits[cat]
+    cs = benchmark.load_category(cat)
+    key = lambda s: {(q, f.tobytes()) for q, f in zip(s.sequence, s.points3d)}  # noqa: E731
+    tr, va, te = key(sp.train), key(sp.val), key(sp.test)
+    assert not (tr & te) and not (va & te) and not (tr & va)
+    assert len(tr) + len(va) + len(te) <= cs.n_frames
+    if cat in ("human41", "dog", "chair", "hand_icvl", "zebrafish", "mouse_dannce", "mvor"):
+        assert not set(sp.test.sequence) & (set(sp.train.sequence) | set(sp.val.sequence))
+
+
+def test_test_views_are_fixed_and_follow_their_protocol(splits):
+    sp = splits["dog"]
+    a, b = benchmark.test_views(sp, "realistic"), benchmark.test_views(sp, "realistic")
+    np.testing.assert_array_equal(a.points2d, b.points2d)
+    o = benchmark.test_views(sp, "so3_ortho")
+    np.testing.assert_allclose(o.points2d, o.points3d[..., :2], atol=1e-5)  # orthographic: x, y kept
+    up_in_camera = a.R[:, 1, :]  # rows convention: the world's +y seen in camera coordinates
+    tilt = np.degrees(np.arccos(np.clip(up_in_camera[:, 1], -1, 1)))
+    assert tilt.max() < 32  # elevation within 30 degrees, roll within 10
+    with pytest.raises(ValueError, match="protocol"):
+        benchmark.test_views(sp, "upside_down")
+
+
+def test_unknown_category_names_the_known_ones():
+    with pytest.raises(ValueError, match="known: .*human41"):
+        benchmark.build(["unicorn"])

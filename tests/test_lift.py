@@ -1,0 +1,116 @@
+"""lfm.lift with the shipped checkpoint: geometry of the outputs (closed forms), equivariance, and every named
+bad input; the CLI round trip."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from lfm import lift as L
+from lfm.train import CheckpointError
+
+pytestmark = pytest.mark.skipif(not L.DEFAULT_CHECKPOINT.is_file(), reason="no shipped checkpoint")
+
+
+@pytest.fixture
+def pose(rng):
+    """A 15-keypoint 3D chain seen orthographically by a random rotation: 2D input, edges."""
+    X = np.cumsum(rng.normal(size=(15, 3)), 0)
+    from scipy.spatial.transform import Rotation
+
+    R = Rotation.random(random_state=1).as_matrix()
+    p2 = (X @ R)[:, :2].astype(np.float32)
+    edges = np.stack([np.arange(14), np.arange(1, 15)], 1)
+    return p2, edges
+
+
+def test_outputs_obey_their_definitions(pose):
+    p2, edges = pose
+    out = L.lift(p2, edges=edges)
+    assert out.canonical.shape == out.camera.shape == (15, 3) and out.graph == "edges"
+    R = out.rotation.astype(np.float64)
+    np.testing.assert_allclose(R @ R.T, np.eye(3), atol=1e-5)
+    assert np.linalg.det(R) == pytest.approx(1.0, abs=1e-5)
+    np.testing.assert_allclose(out.camera, out.scale * out.canonical @ R + out.translation, atol=1e-4)
+    np.testing.assert_allclose(out.camera_mirror[:, :2], out.camera[:, :2], atol=1e-4)  # same 2D
+    np.testing.assert_allclose(out.canonical.mean(0), 0, atol=1e-4)
+    # the fitted camera puts the shape onto the input 2D (orthographic least squares: centroids coincide)
+    np.testing.assert_allclose(out.camera[:, :2].mean(0), p2.mean(0), atol=1e-3)
+
+
+def test_batch_equals_single_and_permutation_is_equivariant(pose):
+    p2, edges = pose
+    one = L.lift(p2, edges=edges)
+    batch = L.lift(np.stack([p2, 2 * p2 + 5]), edges=edges)
+    np.testing.assert_allclose(batch.canonical[0], one.canonical, atol=1e-4)
+    np.testing.assert_allclose(batch.canonical[1], 2 * one.canonical, atol=1e-3)  # scale and shift invariant
+    perm = np.random.default_rng(0).permutation(15)
+    inv = np.argsort(perm)
+    out_p = L.lift(p2[perm], edges=inv[edges])
+    np.testing.assert_allclose(out_p.canonical[inv], one.canonical, atol=1e-4)
+
+
+def test_torch_input_mask_and_y_down(pose):
+    p2, edges = pose
+    mask = np.ones(15, bool)
+    mask[[3, 7]] = False
+    p_nan = p2.copy()
+    p_nan[[3, 7]] = np.nan  # hidden keypoints may hold NaN
+    out = L.lift(torch.as_tensor(p_nan), mask, edges)
+    assert np.isfinite(out.camera).all() and (out.camera[[3, 7]] == 0).all()
+    flipped = L.lift(p2 * [1, -1], edges=edges, y_down=True)
+    np.testing.assert_allclose(flipped.camera, L.lift(p2, edges=edges).camera * [1, -1, 1], atol=1e-4)
+
+
+def test_known_rig_and_fallback_graph():
+    rigs = L.rigs()
+    assert rigs["mann_dog27"]["keypoints"] == 27
+    p = np.random.default_rng(0).normal(size=(27, 2))
+    assert L.lift(p, rig="mann_dog27").graph == "rig:mann_dog27"
+    assert L.lift(p).graph.startswith("fallback:2d-knn")
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"points2d": np.zeros((5, 3))}, "expected \\(N, 2\\)"),
+    ({"points2d": np.array([["a", "b"]] * 4)}, "dtype"),
+    ({"points2d": np.full((4, 2), np.inf)}, "NaN/inf"),
+    ({"points2d": np.zeros((4, 2)), "mask": np.ones(5, bool)}, "mask has shape"),
+    ({"points2d": np.random.rand(4, 2), "mask": np.array([1, 1, 0, 0], bool)}, "fewer than 3"),
+    ({"points2d": np.random.rand(4, 2), "edges": [[0, 9]]}, "outside 0..3"),
+    ({"points2d": np.random.rand(4, 2), "edges": [[0.5, 1]]}, "integer"),
+    ({"points2d": np.random.rand(4, 2), "rig": "unicorn"}, "unknown rig"),
+    ({"points2d": np.random.rand(4, 2), "rig": "mann_dog27"}, "27 keypoints"),
+    ({"points2d": np.random.rand(4, 2), "rig": "mann_dog27", "edges": [[0, 1]]}, "either edges or rig"),
+])
+def test_bad_input_is_named(kwargs, match):
+    with pytest.raises(L.LiftInputError, match=match):
+        L.lift(**kwargs)
+
+
+def test_unreadable_checkpoint_is_named(tmp_path):
+    bad = tmp_path / "broken.pt"
+    bad.write_bytes(b"\x00" * 10)
+    with pytest.raises(CheckpointError, match="broken.pt could not be read"):
+        L.lift(np.random.rand(5, 2), checkpoint=bad)
+
+
+def test_cli_lift_round_trip_and_bad_file(tmp_path, pose):
+    p2, edges = pose
+    np.savez(tmp_path / "in.npz", points2d=p2, edges=edges)
+    r = subprocess.run([sys.executable, "-m", "lfm.cli", "lift", str(tmp_path / "in.npz"), "-o",
+                        str(tmp_path / "out.npz")], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    with np.load(tmp_path / "out.npz") as z:
+        np.testing.assert_allclose(z["canonical"], L.lift(p2, edges=edges).canonical, atol=1e-5)
+    np.savez(tmp_path / "wrong.npz", keypoints=p2)
+    r = subprocess.run([sys.executable, "-m", "lfm.cli", "lift", str(tmp_path / "wrong.npz"), "-o",
+                        str(tmp_path / "x.npz")], capture_output=True, text=True)
+    assert r.returncode != 0 and "no array 'points2d'" in r.stderr and not (tmp_path / "x.npz").exists()
+
+
+def test_cli_help_explains_each_command():
+    r = subprocess.run([sys.executable, "-m", "lfm.cli", "--help"], capture_output=True, text=True)
+    for cmd in ("reproduce", "train", "lift", "evaluate"):
+        assert cmd in r.stdout

@@ -1,0 +1,83 @@
+"""Training: a killed run resumed from its checkpoint ends exactly like an uninterrupted one; bad checkpoints."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+import yaml
+
+from lfm.train import CheckpointError, load_checkpoint
+
+from .test_data_open import needs_mirror
+
+TINY = {
+    "model": {"d_model": 16, "n_heads": 2, "n_layers": 1},
+    "train": {"categories": ["mouse_sleap", "face"], "batch_size": 8, "epoch_steps": 4, "max_epochs": 6,
+              "val_frames": 8, "seed": 1, "threads": 1, "device": "cpu"},
+}
+
+
+def run_train(params, out, env):
+    return subprocess.Popen([sys.executable, "-m", "lfm.cli", "train", "-f", str(params), "-o", str(out),
+                             "--no-progress"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+@needs_mirror
+def test_kill_and_resume_reaches_the_same_metrics(tmp_path):
+    params = tmp_path / "tiny.yaml"
+    params.write_text(yaml.safe_dump(TINY))
+    env = dict(os.environ, LFM_OFFLINE="1", LFM_DATA=str(tmp_path / "cache"), OMP_NUM_THREADS="1")
+    full = run_train(params, tmp_path / "full", env)
+    assert full.wait(timeout=300) == 0, full.stdout.read()
+    # the second run is killed (SIGKILL, no clean-up) once it has written a checkpoint of epoch >= 2
+    killed = run_train(params, tmp_path / "killed", env)
+    last = tmp_path / "killed" / "last.pt"
+    deadline = time.time() + 300
+    while time.time() < deadline and killed.poll() is None:
+        if last.exists() and torch.load(last, weights_only=False)["state"]["epoch"] >= 2:
+            break
+        time.sleep(0.05)
+    epoch_at_kill = torch.load(last, weights_only=False)["state"]["epoch"]
+    killed.send_signal(signal.SIGKILL)
+    killed.wait()
+    assert epoch_at_kill < 6, "the run finished before it could be killed; make TINY longer"
+    assert not list((tmp_path / "killed").glob("*.part")) or True  # a temp file may remain; last.pt is whole
+    load_checkpoint(last)  # whole and readable after SIGKILL (atomic writes)
+    resumed = run_train(params, tmp_path / "killed", env)
+    out, _ = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0 and "resumed" in out, out
+    a = yaml.safe_load((tmp_path / "full" / "summary.json").read_text())
+    b = yaml.safe_load((tmp_path / "killed" / "summary.json").read_text())
+    assert [h["loss"] for h in a["history"]] == pytest.approx([h["loss"] for h in b["history"]], rel=1e-6)
+    assert a["best_val_refl"] == pytest.approx(b["best_val_refl"], rel=1e-6)
+    assert a["epochs"] == b["epochs"] == 6
+
+
+@needs_mirror
+def test_resume_with_other_settings_is_refused(tmp_path):
+    from lfm.config import ModelConfig, TrainConfig
+    from lfm.train import train
+
+    os.environ.setdefault("LFM_OFFLINE", "1")
+    cfg = TrainConfig(categories=("mouse_sleap",), batch_size=4, epoch_steps=2, max_epochs=1, val_frames=4,
+                      device="cpu")
+    train(ModelConfig(d_model=8, n_heads=2, n_layers=1), cfg, tmp_path, progress=False, log=lambda s: None)
+    with pytest.raises(CheckpointError, match="other settings"):
+        train(ModelConfig(d_model=16, n_heads=2, n_layers=1), cfg, tmp_path, progress=False, log=lambda s: None)
+
+
+def test_unreadable_checkpoints_are_named(tmp_path):
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_checkpoint(tmp_path / "missing.pt")
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="could not be read"):
+        load_checkpoint(bad)
+    other = tmp_path / "other.pt"
+    torch.save({"weights": 1}, other)
+    with pytest.raises(CheckpointError, match="not written by lfm.train"):
+        load_checkpoint(other)
