@@ -33,6 +33,8 @@ bench: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[bench]'
 	$(PY) bench/bench_align.py
 	$(PY) bench/bench_model.py
+	$(PY) bench/bench_train.py
+	$(PY) bench/bench_lift.py
 
 clean:
 	rm -rf $(VENV) results/smoke figures/smoke .pytest_cache

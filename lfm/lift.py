@@ -171,7 +171,7 @@ def lift(points2d, mask=None, edges=None, checkpoint=None, *, rig: str | None = 
     canon = torch.where(m[..., None], y * norm.scale[:, None, None], 0.0)
     canon = torch.where(m[..., None], canon - (canon * m[..., None]).sum(1, keepdim=True)
                         / m.sum(1)[:, None, None], 0.0)
-    fit = fit_orthographic_camera(p, canon, m)
+    fit = fit_orthographic_camera(p, canon, m, tol=1e-6)
     flip = torch.tensor([1.0, -1.0, 1.0]) if y_down else torch.ones(3)
     cam = torch.where(m[..., None], fit.camera3d * flip, 0.0)
     mirror = torch.where(m[..., None], fit.camera3d_mirror * flip, 0.0)

@@ -67,3 +67,94 @@ def test_wrong_npz_layout_names_the_keys(tmp_path):
         load_h36m_npz(bad)
     with pytest.raises(ValueError, match="no 'train_data' key"):
         load_h3wb_npz(bad)
+
+
+@needs_fixtures
+def test_panoptic_world_and_camera_frames():
+    import json
+
+    from lfm.data.paper import PANOPTIC19_EDGES, load_panoptic
+
+    seq = FIX / "panoptic_body3d" / "160906_band2"
+    files = sorted((seq / "hdPose3d_stage1_coco19").glob("*.json"))
+    world = load_panoptic(files)
+    raw = json.loads(files[0].read_text())
+    assert world.n_frames == sum(len(json.loads(f.read_text())["bodies"]) for f in files)
+    np.testing.assert_allclose(world.points3d[0], np.reshape(raw["bodies"][0]["joints19"], (19, 4))[:, :3], rtol=1e-6)
+    height = np.linalg.norm(world.points3d[:, 0] - world.points3d[:, 14], axis=-1)  # neck to right ankle, cm
+    assert (70 < height).all() and (height < 140).all()
+    cam = load_panoptic(files, seq / "calibration_160906_band2.json", camera="00_00")
+    assert (cam.points3d[..., 2] > 0).all()  # in front of the camera
+    d = np.linalg.norm(cam.points3d[:, :, None] - cam.points3d[:, None], axis=-1)
+    np.testing.assert_allclose(d, np.linalg.norm(world.points3d[:, :, None] - world.points3d[:, None], axis=-1),
+                               rtol=1e-4, atol=1e-3)  # a rigid move
+    inside = (cam.points2d >= 0).all(-1) & (cam.points2d < [1920, 1080]).all(-1)
+    assert inside[cam.visible].mean() > 0.7  # camera 00_00 sees most joints; some leave its frame
+    assert pinhole_residual(cam.points3d, cam.points2d, cam.visible) < 1e-2
+    assert len(PANOPTIC19_EDGES) == 18
+    with pytest.raises(ValueError, match="no camera named"):
+        load_panoptic(files, seq / "calibration_160906_band2.json", camera="99_99")
+
+
+@needs_fixtures
+def test_interhand_views_fall_inside_their_boxes():
+    import json
+
+    from lfm.data.paper import load_interhand
+
+    d = FIX / "interhand2.6m"
+    cs = load_interhand(d / "test_interhand2.6m_joint_3d.json", d / "test_interhand2.6m_camera.json",
+                        d / "test_interhand2.6m_data.json")
+    assert cs.points3d.shape[1:] == (42, 3) and len(cs.edges) == 40
+    ann = {a["image_id"]: a["bbox"] for a in json.loads((d / "test_interhand2.6m_data.json").read_text())["annotations"]}
+    for uv, v, img in zip(cs.points2d, cs.visible, cs.meta["image_id"]):
+        x, y, w, h = ann[int(img)]
+        ok = (uv[v, 0] > x - 0.1 * w) & (uv[v, 0] < x + 1.1 * w) & (uv[v, 1] > y - 0.1 * h) & (uv[v, 1] < y + 1.1 * h)
+        assert ok.mean() > 0.9
+    world = load_interhand(d / "test_interhand2.6m_joint_3d.json")
+    bone = np.linalg.norm(world.points3d[:, 19] - world.points3d[:, 20], axis=-1)  # little-finger root to wrist
+    assert ((bone[world.visible[:, 19] & world.visible[:, 20]] > 40) & (bone[world.visible[:, 19]
+            & world.visible[:, 20]] < 120)).all()  # mm
+
+
+@needs_fixtures
+def test_ubody3d_back_projection_reprojects():
+    import ast
+    import json
+
+    from lfm.data.paper import load_ubody3d
+
+    path = FIX / "ubody3d" / "ubody3d_train.json"
+    cs = load_ubody3d(path)
+    a = json.loads(path.read_text())["annotations"][0]
+    lit = lambda v: ast.literal_eval(v) if isinstance(v, str) else v  # noqa: E731
+    k3 = np.array(lit(a["keypoints_3d"]))
+    cp = lit(a["camera_param"])
+    uv = cs.points3d[0, :, :2] / cs.points3d[0, :, 2:] * cp["focal"] + cp["princpt"]
+    np.testing.assert_allclose(uv, k3[:, :2], rtol=1e-5, atol=1e-2)
+    assert cs.edges.max() < 133
+
+
+def test_demo_pickle_round_trip_and_bad_files(tmp_path):
+    import pickle
+
+    from lfm.data.paper import load_demo_pickle
+    from lfm.evaluate import demo_dump
+
+    rng = np.random.default_rng(0)
+    d = demo_dump(rng.normal(size=(4, 6, 2)), rng.normal(size=(4, 6, 3)), rng.normal(size=(4, 6, 3)),
+                  rng.random((4, 6)) > 0.2, "dog")
+    (tmp_path / "ok.pkl").write_bytes(pickle.dumps(d))
+    back = load_demo_pickle(tmp_path / "ok.pkl")
+    for k in ("inputs_2d", "labels_3d", "outputs_3d", "masks"):
+        np.testing.assert_array_equal(back[k], d[k])
+    assert back["category"] == "dog"
+    (tmp_path / "bad.pkl").write_bytes(pickle.dumps({"inputs_2d": d["inputs_2d"]}))
+    with pytest.raises(ValueError, match="demo schema needs"):
+        load_demo_pickle(tmp_path / "bad.pkl")
+    d["outputs_3d"] = d["outputs_3d"][:, :5]
+    (tmp_path / "shape.pkl").write_bytes(pickle.dumps(d))
+    with pytest.raises(ValueError, match="outputs_3d has shape"):
+        load_demo_pickle(tmp_path / "shape.pkl")
+    with pytest.raises(DataUnavailableError, match="how to obtain|To obtain"):
+        load_demo_pickle(tmp_path / "absent.pkl")

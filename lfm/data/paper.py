@@ -14,13 +14,20 @@ import numpy as np
 from .fetch import DataUnavailableError
 from .schema import CategorySet
 
-__all__ = ["load_h36m_npz", "load_h3wb_npz", "H36M_EDGES", "WHOLEBODY_EDGES", "HOW_TO_OBTAIN"]
+__all__ = ["load_h36m_npz", "load_h3wb_npz", "load_panoptic", "load_interhand", "load_ubody3d", "load_demo_pickle",
+           "H36M_EDGES", "WHOLEBODY_EDGES", "PANOPTIC19_EDGES", "INTERHAND42_EDGES", "HOW_TO_OBTAIN"]
 
 HOW_TO_OBTAIN = {
     "human36m": "register at vision.imar.ro/human3.6m, then build the 17-joint npz (mmpose 'part/S' format) with "
                 "mmpose's tools/dataset_converters/preprocess_h36m.py",
     "mpi_inf_3dhp": "request access at vcai.mpi-inf.mpg.de/3dhp-dataset, then convert with mmpose's "
                     "tools/dataset_converters/preprocess_mpi_inf_3dhp.py",
+    "panoptic": "download sequences with the CMU Panoptic toolbox (github.com/CMU-Perceptual-Computing-Lab/"
+                "panoptic-toolbox, getData.sh); non-commercial research use",
+    "interhand": "download InterHand2.6M annotations from mks0601.github.io/InterHand2.6M (CC BY-NC 4.0)",
+    "ubody3d": "request UBody from github.com/IDEA-Research/OSX and build the 3D json with mmpose's "
+               "tools/dataset_converters/ubody_smplx_to_coco.py",
+    "demo": "run the official 3D-LFM demo (github.com/mosamdabhi/3dlfm) or lfm's 03_evaluate (predictions/*.pkl)",
     "h3wb": "follow github.com/wholebody3d/wholebody3d (H3WB annotations, MIT) and download the npz files it names; "
             "the images need the Human3.6M licence",
 }
@@ -112,3 +119,187 @@ def load_h3wb_npz(path) -> CategorySet:
         points2d=np.concatenate(pts2d), camera={"frame": "points3d is camera-frame (per view)"},
         meta={"camera": np.array(cams)},
     )
+
+
+# CMU Panoptic coco19: neck, nose, body centre, l shoulder/elbow/wrist, l hip/knee/ankle, r shoulder/elbow/wrist,
+# r hip/knee/ankle, l eye, l ear, r eye, r ear (the toolbox's joint order and bone list)
+PANOPTIC19_EDGES = [(0, 1), (0, 2), (0, 3), (3, 4), (4, 5), (2, 6), (6, 7), (7, 8), (0, 9), (9, 10), (10, 11),
+                    (2, 12), (12, 13), (13, 14), (1, 15), (15, 16), (1, 17), (17, 18)]
+
+
+def _panoptic_calibration(path, camera: str) -> dict:
+    import json
+
+    cal = json.loads(Path(path).read_text())
+    for c in cal.get("cameras", []):
+        if c["name"] == camera:
+            as_array = lambda v: np.array(json.loads(v) if isinstance(v, str) else v, float)  # noqa: E731
+            return {"K": as_array(c["K"]), "R": as_array(c["R"]), "t": as_array(c["t"]).reshape(3)}
+    raise ValueError(f"{path}: no camera named {camera!r}; names look like '00_00' (HD) or '01_01' (VGA).")
+
+
+def load_panoptic(scene_files, calibration=None, camera: str = "00_00", min_conf: float = 0.1) -> CategorySet:
+    """CMU Panoptic ``hdPose3d_stage1_coco19/body3DScene_*.json`` files: one frame per body (19 joints, cm, world
+    frame; a joint with confidence below ``min_conf`` is invisible). With ``calibration`` (the sequence's
+    ``calibration_<seq>.json``) the bodies are moved into ``camera``'s frame and its pinhole 2D is attached
+    (lens distortion ignored). ``sequence`` = the sequence folder name."""
+    import json
+
+    files = [scene_files] if isinstance(scene_files, (str, Path)) else list(scene_files)
+    if not files:
+        raise ValueError("load_panoptic needs at least one body3DScene_*.json file.")
+    pts, conf, seq, ids = [], [], [], []
+    for f in files:
+        p = _need(f, "panoptic")
+        d = json.loads(p.read_text())
+        if "bodies" not in d:
+            raise ValueError(f"{p}: no 'bodies' list; expected a Panoptic body3DScene json.")
+        for b in d["bodies"]:
+            j = np.asarray(b["joints19"], float).reshape(-1, 4)
+            if j.shape != (19, 4):
+                raise ValueError(f"{p}: body {b.get('id')} has {j.size} numbers; expected 76 (19 x (x, y, z, conf)).")
+            pts.append(j[:, :3])
+            conf.append(j[:, 3])
+            seq.append(p.parent.parent.name)
+            ids.append(f"{p.stem}/{b.get('id')}")
+    P, C = np.stack(pts), np.stack(conf)
+    points2d, cam_info = None, None
+    if calibration is not None:
+        cam = _panoptic_calibration(_need(calibration, "panoptic"), camera)
+        P = P @ cam["R"].T + cam["t"]
+        uvw = P @ cam["K"].T
+        points2d = uvw[..., :2] / uvw[..., 2:]
+        cam_info = {"model": "pinhole", "camera": camera, "K": cam["K"].tolist(), "frame": "points3d is camera-frame"}
+    return CategorySet(
+        category="panoptic", rig="panoptic_coco19", points3d=P, visible=C >= min_conf, edges=np.array(PANOPTIC19_EDGES),
+        sequence=np.array(seq), units="cm", source="CMU Panoptic body3DScene json",
+        licence="CMU Panoptic: non-commercial research", edges_rule="Panoptic coco19 skeleton", points2d=points2d,
+        camera=cam_info, meta={"body": np.array(ids)},
+    )
+
+
+def _interhand_edges() -> list[tuple[int, int]]:
+    edges = []
+    for base in (0, 21):  # right hand 0-20, left hand 21-41; per finger tip..root (4 joints), wrist last
+        wrist = base + 20
+        for finger in range(5):
+            chain = [base + 4 * finger + k for k in range(4)] + [wrist]
+            edges += list(zip(chain[:-1], chain[1:]))
+    return edges
+
+
+INTERHAND42_EDGES = _interhand_edges()
+
+
+def load_interhand(joint_3d_json, camera_json=None, data_json=None) -> CategorySet:
+    """InterHand2.6M: ``*_joint_3d.json`` (capture -> frame -> ``world_coord (42, 3)`` mm, ``joint_valid``,
+    ``hand_type``), 42 joints (right 0-20, left 21-41; per finger tip to root, wrist last). With ``camera_json``
+    and ``data_json`` every image of ``data_json`` becomes one view: 3D in that camera's frame
+    (``camrot (X - campos)``) and its pinhole 2D. ``sequence`` = capture id."""
+    import json
+
+    d = json.loads(_need(joint_3d_json, "interhand").read_text())
+    frames = {}
+    for cap, per in d.items():
+        for fr, e in per.items():
+            frames[(str(cap), str(fr))] = (np.asarray(e["world_coord"], float), np.asarray(e["joint_valid"], bool).reshape(-1),
+                                           e.get("hand_type", ""))
+    if not frames:
+        raise ValueError(f"{joint_3d_json}: no capture/frame entries; expected InterHand2.6M joint_3d json.")
+    common = dict(category="interhand", rig="interhand42", edges=np.array(INTERHAND42_EDGES), units="mm",
+                  source="InterHand2.6M json", licence="InterHand2.6M: CC BY-NC 4.0", edges_rule="hand anatomy (42)")
+    if camera_json is None:
+        keys = sorted(frames)
+        return CategorySet(points3d=np.stack([frames[k][0] for k in keys]),
+                           visible=np.stack([frames[k][1] for k in keys]), sequence=np.array([k[0] for k in keys]),
+                           meta={"frame": np.array([k[1] for k in keys]),
+                                 "hand_type": np.array([frames[k][2] for k in keys])}, **common)
+    if data_json is None:
+        raise ValueError("load_interhand: camera_json needs data_json too (it says which camera saw which frame).")
+    cams = json.loads(_need(camera_json, "interhand").read_text())
+    data = json.loads(_need(data_json, "interhand").read_text())
+    pts, vis, p2, seq, img = [], [], [], [], []
+    for im in data["images"]:
+        key = (str(im["capture"]), str(im["frame_idx"]))
+        if key not in frames:
+            continue
+        c = cams[str(im["capture"])]
+        cam = str(im["camera"])
+        R, pos = np.asarray(c["camrot"][cam], float), np.asarray(c["campos"][cam], float)
+        f, pp = np.asarray(c["focal"][cam], float), np.asarray(c["princpt"][cam], float)
+        X = (frames[key][0] - pos) @ R.T
+        pts.append(X)
+        vis.append(frames[key][1])
+        p2.append(X[:, :2] / X[:, 2:] * f + pp)
+        seq.append(key[0])
+        img.append(im["id"])
+    if not pts:
+        raise ValueError(f"{data_json}: none of its images has a frame in {joint_3d_json}.")
+    return CategorySet(points3d=np.stack(pts), visible=np.stack(vis), sequence=np.array(seq), points2d=np.stack(p2),
+                       camera={"model": "pinhole", "frame": "points3d is camera-frame (per image)"},
+                       meta={"image_id": np.array(img)}, **common)
+
+
+def load_ubody3d(path) -> CategorySet:
+    """UBody3D (mmpose's COCO-style json): per annotation ``keypoints_3d (133, 3)`` = (u, v, depth) with the
+    image's ``camera_param`` (focal, princpt), ``keypoints (133, 2)`` the 2D and ``keypoints_valid``. Returned as
+    camera-frame 3D by back-projection (units of the depth), real 2D kept, COCO-WholeBody skeleton; sequence =
+    the video folder of the image."""
+    import ast
+    import json
+
+    d = json.loads(_need(path, "ubody3d").read_text())
+    if "annotations" not in d:
+        raise ValueError(f"{path}: no 'annotations'; expected UBody3D COCO-style json.")
+    images = {str(im["id"]): im for im in d.get("images", [])}
+    lit = lambda v: ast.literal_eval(v) if isinstance(v, str) else v  # noqa: E731 - the file stores literals as text
+    pts, vis, p2, seq = [], [], [], []
+    for a in d["annotations"]:
+        k3 = np.asarray(lit(a["keypoints_3d"]), float)
+        k2 = np.asarray(lit(a["keypoints"]), float).reshape(-1, 2)
+        if k3.shape != (133, 3):
+            raise ValueError(f"{path}: keypoints_3d of annotation {a.get('id')} has shape {k3.shape}; expected (133, 3).")
+        cp = lit(a["camera_param"])
+        f, c = np.asarray(cp["focal"], float), np.asarray(cp["princpt"], float)
+        xy = (k3[:, :2] - c) * k3[:, 2:] / f
+        pts.append(np.concatenate([xy, k3[:, 2:]], 1))
+        vis.append(np.asarray(lit(a.get("keypoints_valid", [1] * 133)), bool).reshape(-1))
+        p2.append(k2)
+        name = images.get(str(a["image_id"]), {}).get("file_name", "unknown/x")
+        seq.append(name.rsplit("/", 1)[0])
+    return CategorySet(
+        category="ubody3d", rig="coco_wholebody133", points3d=np.stack(pts), visible=np.stack(vis),
+        edges=np.array(WHOLEBODY_EDGES), sequence=np.array(seq), units="depth units of the file",
+        source=f"UBody3D json {Path(path).name}", licence="UBody: research use", edges_rule="COCO-WholeBody skeleton",
+        points2d=np.stack(p2), camera={"model": "pinhole", "frame": "points3d is camera-frame (per annotation)"},
+    )
+
+
+DEMO_KEYS = ("inputs_2d", "labels_3d", "outputs_3d", "masks")
+
+
+def load_demo_pickle(path) -> dict:
+    """A prediction file in the official 3D-LFM demo schema: a dict with ``inputs_2d (B, N, 2)``, ``labels_3d``
+    and ``outputs_3d (B, N, 3)``, ``masks (B, N)`` (and optionally ``category``). Returns the arrays as numpy,
+    checked for consistent shapes (the files lfm's 03_evaluate writes under ``predictions/`` follow it)."""
+    import pickle
+
+    p = _need(path, "demo")
+    with open(p, "rb") as f:
+        try:
+            d = pickle.load(f)
+        except Exception as e:  # noqa: BLE001
+            raise ValueError(f"{p}: not a readable pickle ({type(e).__name__}: {e}).") from None
+    if not isinstance(d, dict) or set(DEMO_KEYS) - set(d):
+        have = sorted(d) if isinstance(d, dict) else type(d).__name__
+        raise ValueError(f"{p}: keys {have}; the demo schema needs {list(DEMO_KEYS)}.")
+    out = {k: np.asarray(d[k].detach().cpu() if hasattr(d[k], "detach") else d[k]) for k in DEMO_KEYS}
+    B, N = out["masks"].shape[:2]
+    want = {"inputs_2d": (B, N, 2), "labels_3d": (B, N, 3), "outputs_3d": (B, N, 3)}
+    for k, shape in want.items():
+        if out[k].shape != shape:
+            raise ValueError(f"{p}: {k} has shape {out[k].shape}; expected {shape} to match masks {out['masks'].shape}.")
+    out["masks"] = out["masks"].astype(bool)
+    if "category" in d:
+        out["category"] = d["category"]
+    return out
