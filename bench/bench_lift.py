@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from common import devices, timeit, write
 
-from lfm import lift as L
+from lfm import lifting as L
 
 
 def main():

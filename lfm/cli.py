@@ -64,7 +64,7 @@ def _lift(args: argparse.Namespace) -> int:
     import numpy as np
 
     from .io import atomic_write_bytes
-    from .lift import LiftInputError, lift
+    from .lifting import LiftInputError, lift
     from .train import CheckpointError
 
     try:
@@ -97,7 +97,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from .data import benchmark
     from .evaluate import evaluate_benchmark
     from .io import provenance, write_json
-    from .lift import load_model
+    from .lifting import load_model
     from .train import CheckpointError
 
     try:
@@ -158,7 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     lf.add_argument("-o", "--output", required=True, help="output .npz")
     lf.add_argument("--checkpoint", help="checkpoint path (default: the shipped lfm/checkpoints/lfm_open_v1.pt)")
     lf.add_argument("--rig", help="a rig known to the checkpoint, keypoints in its order (python -c "
-                    "'import lfm.lift; print(list(lfm.lift.rigs()))' lists them)")
+                    "'import lfm; print(list(lfm.lifting.rigs()))' lists them)")
     lf.add_argument("--y-down", action="store_true", help="input y axis points down (pixel coordinates)")
     lf.set_defaults(func=_lift)
     ev = sub.add_parser(

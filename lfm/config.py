@@ -82,6 +82,9 @@ class TrainConfig:
     so3_fraction: float = _f(0.0, "fraction of steps drawn with SO(3) orthographic views instead", min=0.0, max=1.0)
     noise: float = _f(0.0, "2D noise std as a fraction of the RMS radius", min=0.0)
     mirror: float = _f(0.5, "probability of mirroring a 3D training frame left-right (pose augmentation)", min=0.0, max=1.0)
+    bend: float = _f(0.0, "probability of bending 1-2 limbs of an articulated training pose (pose augmentation)",
+                     min=0.0, max=1.0)
+    init_from: str = _f("", "start from the weights of this checkpoint (fine-tuning); empty = random init")
     p_joint: float = _f(0.0, "probability of hiding each joint (occlusion augmentation)", min=0.0, max=1.0)
     train_stride: int = _f(1, "use every k-th training frame (smoke runs)", min=1)
     val_frames: int = _f(200, "validation frames per category (fixed, seeded views)", min=1)

@@ -132,6 +132,8 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, out_dir, *, resume: bool = T
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=cfg.plateau_factor,
                                                        patience=cfg.plateau_patience)
+    if cfg.init_from:
+        model.load_state_dict(load_checkpoint(cfg.init_from, map_location=device)["model"])
     view_rng = np.random.default_rng(cfg.seed + 1)
     state = {"epoch": 0, "step": 0, "history": [], "best": math.inf, "best_epoch": 0, "elapsed_s": 0.0,
              "stopped": None}
@@ -180,7 +182,7 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, out_dir, *, resume: bool = T
             kw = ({"camera": "so3", "projection": "orthographic"} if so3 else
                   {"camera": cfg.train_camera, "projection": cfg.train_projection})
             b = ds.batch(idx, seed=int(view_rng.integers(2**63)), noise=cfg.noise, p_joint=cfg.p_joint,
-                         mirror=cfg.mirror, **kw).to(device)
+                         mirror=cfg.mirror, bend=cfg.bend, **kw).to(device)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
                 pred = model(b.points2d, b.mask, b.adjacency)
             loss = procrustes_mse(pred.float(), b.target, b.mask, allow_reflection=cfg.allow_reflection,

@@ -89,3 +89,23 @@ def test_bad_settings_are_named():
         BatchSampler(ds, 8, balance="random")
     with pytest.raises(ValueError, match="graph"):
         FrameDataset({"a": toy_set("a", 5)}, graph="fully_connected")
+
+
+def test_limb_bending_keeps_bones_and_moves_only_the_limb():
+    from lfm.data.dataset import bend_limbs, limb_pivots
+
+    # a star of three 2-bone limbs around joint 0, plus a triangle (a cycle: never bent)
+    edges = np.array([(0, 1), (1, 2), (0, 3), (3, 4), (0, 5), (5, 6), (6, 7), (7, 8), (8, 6)])
+    pivots = limb_pivots(edges, 9)
+    got = sorted((p, tuple(np.flatnonzero(m))) for p, m in pivots)
+    assert got == sorted([(0, (1, 2)), (1, (2,)), (0, (3, 4)), (3, (4,)), (0, (5, 6, 7, 8)), (5, (6, 7, 8))])
+    rng = np.random.default_rng(0)
+    P = rng.normal(size=(20, 9, 3))
+    Q = bend_limbs(P, pivots, rng, p=1.0)
+    bone = lambda X: np.linalg.norm(X[:, edges[:, 0]] - X[:, edges[:, 1]], axis=-1)  # noqa: E731
+    np.testing.assert_allclose(bone(Q), bone(P), atol=1e-9)
+    assert (np.abs(Q - P).max(axis=(0, 2)) > 1e-6).sum() >= 2  # limbs moved
+    # the triangle is moved only as a whole (as part of a limb), so it stays rigid
+    np.testing.assert_allclose(np.linalg.norm(Q[:, 7] - Q[:, 8], axis=-1), np.linalg.norm(P[:, 7] - P[:, 8], axis=-1))
+    np.testing.assert_allclose(Q[:, 0], P[:, 0])  # the hub is the pivot of every limb: it never moves
+    np.testing.assert_array_equal(bend_limbs(P, pivots, rng, p=0.0), P)

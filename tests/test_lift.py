@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from lfm import lift as L
+from lfm import lifting as L
 from lfm.train import CheckpointError
 
 pytestmark = pytest.mark.skipif(not L.DEFAULT_CHECKPOINT.is_file(), reason="no shipped checkpoint")
@@ -114,3 +114,10 @@ def test_cli_help_explains_each_command():
     r = subprocess.run([sys.executable, "-m", "lfm.cli", "--help"], capture_output=True, text=True)
     for cmd in ("reproduce", "train", "lift", "evaluate"):
         assert cmd in r.stdout
+
+
+def test_package_level_lift_is_the_same_function(pose):
+    import lfm
+
+    p2, edges = pose
+    np.testing.assert_array_equal(lfm.lift(p2, edges=edges).canonical, L.lift(p2, edges=edges).canonical)

@@ -24,9 +24,58 @@ from ..graph import knn_adjacency
 from .schema import CategorySet, knn_edges
 from .views import synthesize_views
 
-__all__ = ["Batch", "FrameDataset", "BatchSampler", "collate", "category_graph", "GRAPHS"]
+__all__ = ["Batch", "FrameDataset", "BatchSampler", "collate", "category_graph", "GRAPHS", "ARTICULATED",
+           "limb_pivots", "bend_limbs"]
 
 GRAPHS = ("skeleton", "mean_knn", "input_knn")
+# categories whose skeleton is a kinematic chain: pose augmentation may bend their limbs (not chairs, faces, shark)
+ARTICULATED = ("human41", "dance", "walking", "dog", "hand_icvl", "hand_nyu", "zebrafish", "mouse_dannce",
+               "mouse_sleap", "mvor")
+
+
+def limb_pivots(edges: np.ndarray, n: int) -> list[tuple[int, np.ndarray]]:
+    """For every bridge edge of the skeleton (removing it splits the graph), the pivot joint and the bool mask of
+    the smaller side: rotating that side about the pivot bends a limb and keeps every bone length."""
+    adj = [[] for _ in range(n)]
+    for a, b in np.asarray(edges).reshape(-1, 2):
+        adj[a].append(b)
+        adj[b].append(a)
+    out = []
+    for a, b in np.asarray(edges).reshape(-1, 2):
+        seen, stack = {b}, [b]
+        while stack:  # the component of b without the edge (a, b)
+            u = stack.pop()
+            for v in adj[u]:
+                if v not in seen and not (u == b and v == a):
+                    seen.add(v)
+                    stack.append(v)
+        if a in seen:
+            continue  # the edge lies on a cycle: not a limb
+        side = np.zeros(n, bool)
+        side[list(seen)] = True
+        pivot = a
+        if side.sum() > n / 2:  # rotate the smaller side, about the joint on the other end
+            side, pivot = ~side, b
+        out.append((int(pivot), side))
+    return out
+
+
+def bend_limbs(points3d: np.ndarray, pivots, rng: np.random.Generator, p: float, max_deg: float = 30.0,
+               max_limbs: int = 2) -> np.ndarray:
+    """With probability ``p`` per frame, rotate 1..``max_limbs`` random limbs (:func:`limb_pivots`) about their
+    pivot joint by a random axis and an angle within +-``max_deg``: new, plausible poses with the same bones."""
+    from scipy.spatial.transform import Rotation
+
+    P = np.array(points3d, dtype=np.float64, copy=True)
+    if not pivots or p <= 0:
+        return P
+    for f in np.flatnonzero(rng.random(len(P)) < p):
+        for k in rng.choice(len(pivots), size=min(len(pivots), int(rng.integers(1, max_limbs + 1))), replace=False):
+            pivot, side = pivots[k]
+            axis = rng.normal(size=3)
+            rot = Rotation.from_rotvec(axis / np.linalg.norm(axis) * np.radians(rng.uniform(-max_deg, max_deg)))
+            P[f, side] = (P[f, side] - P[f, pivot]) @ rot.as_matrix().T + P[f, pivot]
+    return P
 
 
 @dataclass
@@ -100,6 +149,8 @@ class FrameDataset:
         self.graph, self.knn_k = graph, knn_k
         self.categories = list(self.sets)
         self.adjacency = {c: category_graph(s, graph, knn_k) for c, s in self.sets.items()}
+        self.pivots = {c: limb_pivots(s.edges, s.n_keypoints) if c in ARTICULATED else []
+                       for c, s in self.sets.items()}
         self.offsets = np.cumsum([0] + [s.n_frames for s in self.sets.values()])
         self.cat_of = np.repeat(np.arange(len(self.categories)), np.diff(self.offsets))
 
@@ -114,10 +165,11 @@ class FrameDataset:
         c = self.categories.index(category)
         return np.arange(self.offsets[c], self.offsets[c + 1])
 
-    def batch(self, indices, seed: int, mirror: float = 0.0, **view_kw) -> Batch:
+    def batch(self, indices, seed: int, mirror: float = 0.0, bend: float = 0.0, **view_kw) -> Batch:
         """Views of the frames ``indices`` (fresh cameras from ``seed``; ``view_kw`` go to
         :func:`lfm.data.synthesize_views`), collated. ``mirror`` is the probability of mirroring a 3D frame
-        left-right (x -> -x, the up axis y kept) before viewing it: a mirrored pose is another plausible pose."""
+        left-right (x -> -x, the up axis y kept) before viewing it: a mirrored pose is another plausible pose.
+        ``bend`` is the probability of bending one or two limbs of an articulated category (:func:`bend_limbs`)."""
         indices = np.asarray(indices)
         cats = self.cat_of[indices]
         rng = np.random.default_rng(seed)
@@ -127,6 +179,8 @@ class FrameDataset:
             cs = self.sets[name]
             local = indices[cats == c] - self.offsets[c]
             P = cs.points3d[local]
+            if bend > 0:
+                P = bend_limbs(P, self.pivots[name], rng, bend)
             if mirror > 0:
                 P = P * np.where(rng.random(len(local)) < mirror, -1.0, 1.0)[:, None, None] ** np.array([1, 0, 0])
             v = synthesize_views(P, cs.visible[local], seed=int(rng.integers(2**63)), **view_kw)

@@ -1,4 +1,5 @@
-"""Lift 2D keypoints to 3D with a trained model: ``lfm.lift(points2d, mask=None, edges=None, rig=None)``.
+"""Lift 2D keypoints to 3D with a trained model: ``lfm.lift(points2d, mask=None, edges=None, rig=None)`` (the
+package-level function calls :func:`lift` here).
 
 The shipped checkpoint (``lfm/checkpoints/lfm_open_v1.pt``, trained by ``params/train_open_v1.yaml`` on the open
 benchmark) is used unless ``checkpoint=`` names another one. Inputs are image coordinates of any scale;
