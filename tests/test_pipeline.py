@@ -45,3 +45,15 @@ def test_paper_params_are_checked(tmp_path):
     _nb(nbs / "01_b.ipynb", "pass", "x: int = 1  # something")
     with pytest.raises(ValueError, match="has no 'run_mode' parameter"):
         notebook_parameters(nbs / "01_b.ipynb", "smoke", params)
+
+
+def test_atomic_writes_get_normal_file_permissions(tmp_path):
+    import os
+    import stat
+
+    from lfm.io import atomic_write_text
+
+    p = atomic_write_text(tmp_path / "x.json", "{}")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(p.stat().st_mode) == 0o666 & ~umask  # as open(..., "w") would create it, not mkstemp's 0600
