@@ -37,23 +37,28 @@ PROTOCOL = {
 
 
 @torch.no_grad()
-def predict(model, points2d: np.ndarray, visible: np.ndarray, adjacency: np.ndarray | None, *,
+def predict(model, points2d: np.ndarray, visible: np.ndarray, adjacency, *,
             batch_size: int = 1024, device: str | torch.device = "cpu") -> np.ndarray:
     """Model 3D ``(M, N, 3)`` (normalised canonical units) for 2D ``(M, N, 2)`` with mask ``(M, N)``.
 
-    ``adjacency`` ``(N, N)`` bool is the category's fixed graph (``None`` for a global-attention model). Hidden
-    keypoints are masked (never attended to) and returned as 0.
+    ``adjacency``: the category's fixed ``(N, N)`` bool graph, ``"input_knn"`` for k = 3 nearest neighbours of
+    each 2D input, or ``None`` for a global-attention model. Hidden keypoints are masked (never attended to) and
+    returned as 0.
     """
+    from .graph import knn_adjacency
+
     model.eval()
     dev = torch.device(device)
     out = np.zeros(points2d.shape[:-1] + (3,), np.float32)
-    A = None if adjacency is None else torch.as_tensor(adjacency, dtype=torch.bool, device=dev)
+    per_input = isinstance(adjacency, str)
+    A = None if adjacency is None or per_input else torch.as_tensor(adjacency, dtype=torch.bool, device=dev)
     amp = dev.type == "cuda"
     for s in range(0, len(points2d), batch_size):
         p = torch.as_tensor(points2d[s:s + batch_size], dtype=torch.float32, device=dev)
         m = torch.as_tensor(visible[s:s + batch_size], dtype=torch.bool, device=dev)
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
-            y = model(p, m, None if A is None else A | torch.eye(len(A), dtype=torch.bool, device=dev))
+            a = knn_adjacency(p, m, k=3) if per_input else A
+            y = model(p, m, None if a is None else a | torch.eye(p.shape[1], dtype=torch.bool, device=dev))
         out[s:s + batch_size] = torch.where(m[..., None], y.float(), 0.0).cpu().numpy()
     return out
 
@@ -74,23 +79,20 @@ def score(pred: np.ndarray, gt: np.ndarray, visible: np.ndarray) -> dict[str, np
 
 
 def evaluate_category(model, cs: CategorySet, points2d: np.ndarray, gt3d: np.ndarray, visible: np.ndarray, *,
-                      graph: str = "skeleton", device="cpu", attention: str = "hybrid") -> dict:
-    """Model and flat errors (means over frames) of one category's test views, plus the per-frame arrays."""
-    A = None if attention == "global" else category_graph(cs, graph)
-    if graph == "input_knn" and A is not None:
-        from .graph import knn_adjacency
+                      graph: str = "skeleton", device="cpu", attention: str = "hybrid",
+                      graph_set: CategorySet | None = None) -> dict:
+    """Model and flat errors (means over frames) of one category's test views, plus the per-frame arrays.
 
-        pred = np.zeros(points2d.shape[:-1] + (3,), np.float32)
-        # a per-input graph: predict in chunks with the kNN graph of each 2D input
-        model.eval()
-        with torch.no_grad():
-            for s in range(0, len(points2d), 1024):
-                p = torch.as_tensor(points2d[s:s + 1024])
-                m = torch.as_tensor(visible[s:s + 1024])
-                adj = knn_adjacency(p, m, k=3) | torch.eye(p.shape[1], dtype=torch.bool)
-                pred[s:s + 1024] = torch.where(m[..., None], model(p.to(device), m.to(device), adj.to(device)).float().cpu(), 0.0).numpy()
+    ``graph_set`` is the set the fixed graph is built from: for ``mean_knn`` it must be the *training* frames
+    (the graph the model was trained with; never the evaluated frames). Defaults to ``cs``.
+    """
+    if attention == "global":
+        A = None
+    elif graph == "input_knn":
+        A = "input_knn"
     else:
-        pred = predict(model, points2d, visible, A, device=device)
+        A = category_graph(graph_set if graph_set is not None else cs, graph)
+    pred = predict(model, points2d, visible, A, device=device)
     ours, flat = score(pred, gt3d, visible), score(flat_guess(points2d), gt3d, visible)
     res = {"frames": int(len(points2d))}
     for k in ("det", "refl", "mpjpe_units"):
@@ -125,7 +127,7 @@ def evaluate_benchmark(model, model_ckpt: dict, splits: dict, *, protocols=("rea
         for proto in protocols:
             v = benchmark.test_views(sp, proto)
             r = evaluate_category(model, sp.test, v.points2d, v.points3d, v.visible, graph=graph, device=device,
-                                  attention=attention)
+                                  attention=attention, graph_set=sp.train)
             pred = r.pop("_pred")
             rows.append({"category": c, "protocol": proto, "ood": c in benchmark.OOD, "two_d": "synthetic"} | r)
             if keep_predictions:

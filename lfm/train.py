@@ -74,11 +74,11 @@ def validation_views(splits: dict, max_frames: int) -> dict:
     return out
 
 
-def _validate(model, val: dict, cfg: TrainConfig, mcfg: ModelConfig, device) -> dict:
+def _validate(model, val: dict, cfg: TrainConfig, mcfg: ModelConfig, device, train_sets: dict) -> dict:
     per = {}
     for c, (cs, v) in val.items():
         r = evaluate_category(model, cs, v.points2d, v.points3d, v.visible, graph=cfg.graph, device=device,
-                              attention=mcfg.attention)
+                              attention=mcfg.attention, graph_set=train_sets[c])
         per[c] = {k: r[k] for k in ("model_det", "model_refl", "ratio_det", "ratio_refl")}
     mean = {k: float(np.mean([p[k] for p in per.values()])) for k in ("model_det", "model_refl", "ratio_det", "ratio_refl")}
     return {"mean": mean, "per_category": per}
@@ -197,7 +197,7 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, out_dir, *, resume: bool = T
                 if state["step"] % 20 == 0:
                     bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}")
         state["epoch"] += 1
-        v = _validate(model, val, cfg, model_cfg, device)
+        v = _validate(model, val, cfg, model_cfg, device, train_sets)
         metric = v["mean"]["model_refl"]
         sched.step(metric)
         elapsed = time.time() - t0

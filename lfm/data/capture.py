@@ -21,7 +21,8 @@ from functools import lru_cache
 import numpy as np
 
 from .fetch import fetch, registry
-from .schema import CategorySet, knn_edges
+from .schema import CategorySet
+from .views import _up_to_y
 
 __all__ = ["load_zebrafish", "load_mouse_dannce", "load_mouse_sleap", "load_mvor", "load_cheetah",
            "load_cheetah_real2d", "CHEETAH_MARKERS"]
@@ -168,8 +169,6 @@ def load_mouse_sleap() -> CategorySet:
     cams = _anipose_cameras(fetch(f"{base}/calibration.toml", progress=False).read_text())
     R_top = _rodrigues(cams["top"]["rotation"])
     up = -R_top[2]  # the camera's optical axis in world coordinates is row 2 of R (x_cam = R x + t)
-    from .views import _up_to_y
-
     P = T[:, 0] @ _up_to_y(tuple(up))
     return CategorySet(
         category="mouse_sleap", rig="sleap_mouse15", points3d=P, visible=np.ones(P.shape[:2], bool), edges=edges,
@@ -209,8 +208,6 @@ def load_mvor() -> CategorySet:
     axis = int(np.argmax(np.abs(h)))
     up = np.zeros(3)
     up[axis] = np.sign(h[axis])
-    from .views import _up_to_y
-
     P = X @ _up_to_y(tuple(up))
     edges = [tuple(np.array(e) - 1) for e in d["categories"][0]["skeleton"]]
     mean = np.nanmean(np.where(V[..., None], P - np.nanmean(np.where(V[..., None], P, np.nan), 1, keepdims=True),
