@@ -26,7 +26,7 @@ def main():
             for N in (17, 133):
                 B = (2048 if N == 17 else 512) if amp else (256 if N == 17 else 64)
                 torch.manual_seed(0)
-                model = LFM(d_model=d_model, n_heads=heads, n_layers=4).to(device)
+                model = LFM(ModelConfig(d_model=d_model, n_heads=heads, n_layers=4)).to(device)
                 x = torch.randn(B, N, 2, device=device)
                 mask = torch.ones(B, N, dtype=torch.bool, device=device)
                 adj = knn_adjacency(x, mask, k=4)

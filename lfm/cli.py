@@ -65,7 +65,7 @@ def _lift(args: argparse.Namespace) -> int:
 
     from .io import atomic_write_bytes
     from .lifting import LiftInputError, lift
-    from .train import CheckpointError
+    from .checkpoint import CheckpointError
 
     try:
         with np.load(args.input, allow_pickle=False) as z:
@@ -98,7 +98,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from .evaluate import evaluate_benchmark
     from .io import provenance, write_json
     from .lifting import load_model
-    from .train import CheckpointError
+    from .checkpoint import CheckpointError
 
     try:
         model, ck = load_model(args.checkpoint)

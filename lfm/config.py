@@ -1,4 +1,8 @@
-"""Typed, validated configuration: one place for defaults (the CPU smoke values), one path from notebook to package.
+"""Typed, validated configuration: the only place a default is written, one path from notebook to package.
+
+The defaults below are the recipe of the shipped checkpoint's architecture and training. Run sizes live in
+files: the notebooks' parameters cells hold the CPU smoke sizes, ``params/paper/NN_*.yaml`` the paper-scale runs,
+``params/train_*.yaml`` the recipes of shipped checkpoints. Allowed values (choices) are listed once, here.
 
 A notebook's ``parameters`` cell holds literal assignments named like the fields below; the next cell calls
 ``cfg = lfm.config.from_params(globals(), lfm.config.ModelConfig)``, which picks the fields, checks types and
@@ -13,15 +17,23 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-__all__ = ["ModelConfig", "TrainConfig", "from_params", "validate", "ConfigError"]
+from .data.views import CAMERAS, PROJECTIONS
+
+__all__ = ["ModelConfig", "TrainConfig", "from_params", "validate", "ConfigError", "ATTENTIONS", "POSITIONALS", "GRAPHS"]
+
+ATTENTIONS = ("hybrid", "global", "local")  # hybrid = graph attention + MHSA (paper); one branch (Fig. 6a)
+POSITIONALS = ("tpe", "mlp")  # fixed random Fourier features (paper) or a learned MLP (Table 3)
+GRAPHS = ("skeleton", "mean_knn", "input_knn")  # graph of the local branch in training
 
 
 class ConfigError(ValueError):
     """A configuration value of the wrong type or out of range."""
 
 
-def _f(default, help: str, *, min=None, max=None, choices=None):
-    return field(default=default, metadata={"help": help, "min": min, "max": max, "choices": choices})
+def _f(default, help: str, *, min=None, max=None, choices=None, above=None, below=None):
+    """A field with its help text and allowed values: ``min``/``max`` inclusive, ``above``/``below`` strict."""
+    return field(default=default, metadata={"help": help, "min": min, "max": max, "choices": choices,
+                                            "above": above, "below": below})
 
 
 @dataclass(frozen=True)
@@ -32,13 +44,14 @@ class ModelConfig:
     n_heads: int = _f(4, "attention heads per branch (paper: 4 / 4 / 8)", min=1)
     n_layers: int = _f(4, "hybrid graph-transformer layers L (paper: 4)", min=1)
     attention: str = _f("hybrid", "hybrid = graph attention + MHSA (paper); global / local = one branch (Fig. 6a)",
-                        choices=("hybrid", "global", "local"))
+                        choices=ATTENTIONS)
     positional: str = _f("tpe", "tpe = fixed random Fourier features (paper); mlp = learned projection (Tab. 3)",
-                         choices=("tpe", "mlp"))
-    rff_sigma: float = _f(1.0, "std of the TPE frequencies (not stated in the paper)", min=1e-6)
+                         choices=POSITIONALS)
+    rff_sigma: float = _f(1.0, "std of the TPE frequencies (not stated in the paper)", above=0.0)
     mlp_ratio: int = _f(4, "MLP expansion ratio (not stated in the paper)", min=1)
     dropout: float = _f(0.0, "dropout in attention and MLP (not stated in the paper)", min=0.0, max=0.99)
-    xy_residual: bool = _f(False, "decoder adds the normalised (x, y, 0) to its output (not in the paper)")
+    xy_residual: bool = _f(True, "decoder adds the normalised (x, y, 0) to its output (not in the paper; calibration "
+                                  "found it better, the shipped models use it)")
     tpe_seed: int = _f(0, "seed of the fixed TPE frequencies", min=0)
 
     def __post_init__(self):
@@ -62,23 +75,23 @@ class TrainConfig:
                             "zebrafish", "mouse_dannce", "mouse_sleap", "mvor"),
                           "benchmark categories trained on (cheetah stays out: OOD)")
     batch_size: int = _f(64, "samples per step (not stated in the paper)", min=1)
-    lr: float = _f(1e-3, "AdamW learning rate (paper: 1e-3)", min=0.0)
+    lr: float = _f(1e-3, "AdamW learning rate (paper: 1e-3)", above=0.0)
     weight_decay: float = _f(1e-4, "AdamW weight decay (not stated in the paper)", min=0.0)
     epoch_steps: int = _f(200, "optimiser steps per epoch (one validation + checkpoint each)", min=1)
     max_epochs: int = _f(1000, "upper bound on epochs", min=1)
     max_minutes: float = _f(0.0, "wall-clock budget in minutes, 0 = none (checkpointed, resumable)", min=0.0)
     plateau_patience: int = _f(20, "ReduceLROnPlateau patience in epochs (paper: 20)", min=1)
-    plateau_factor: float = _f(0.5, "ReduceLROnPlateau factor (not stated in the paper)", min=0.0, max=1.0)
+    plateau_factor: float = _f(0.5, "ReduceLROnPlateau factor (not stated in the paper)", above=0.0, below=1.0)
     early_stop: int = _f(30, "stop after this many epochs without validation gain (paper: 30)", min=1)
     balance: str = _f("category", "category = each category equally often; frames = by frame count",
                       choices=("category", "frames"))
     bucket: bool = _f(True, "one category (one keypoint count) per batch: no padding")
     graph: str = _f("skeleton", "graph of the local branch: skeleton, mean_knn (per category), input_knn (per 2D input)",
-                    choices=("skeleton", "mean_knn", "input_knn"))
+                    choices=GRAPHS)
     allow_reflection: bool = _f(False, "loss alignment in O(3) (paper's R = U V^T) instead of SO(3)")
     procrustes: bool = _f(True, "align prediction to target in the loss (False = centroid only, Fig. 6a ablation)")
-    train_camera: str = _f("upright", "training cameras: upright (elevation/roll ranges) or so3", choices=("upright", "so3"))
-    train_projection: str = _f("perspective", "training projection", choices=("perspective", "weak_perspective", "orthographic"))
+    train_camera: str = _f("upright", "training cameras: upright (elevation/roll ranges) or so3", choices=CAMERAS)
+    train_projection: str = _f("perspective", "training projection", choices=PROJECTIONS)
     so3_fraction: float = _f(0.0, "fraction of steps drawn with SO(3) orthographic views instead", min=0.0, max=1.0)
     noise: float = _f(0.0, "2D noise std as a fraction of the RMS radius", min=0.0)
     mirror: float = _f(0.5, "probability of mirroring a 3D training frame left-right (pose augmentation)", min=0.0, max=1.0)
@@ -125,6 +138,10 @@ def validate(cfg: Any, where: str = "the parameters cell or params/paper/*.yaml"
             raise ConfigError(f"{name}.{f.name} = {v!r} must be >= {meta['min']}; set {f.name} in {where}.")
         if meta.get("max") is not None and v > meta["max"]:
             raise ConfigError(f"{name}.{f.name} = {v!r} must be <= {meta['max']}; set {f.name} in {where}.")
+        if meta.get("above") is not None and not v > meta["above"]:
+            raise ConfigError(f"{name}.{f.name} = {v!r} must be > {meta['above']}; set {f.name} in {where}.")
+        if meta.get("below") is not None and not v < meta["below"]:
+            raise ConfigError(f"{name}.{f.name} = {v!r} must be < {meta['below']}; set {f.name} in {where}.")
 
 
 def from_params(namespace: Mapping[str, Any], cls: type, **overrides: Any):

@@ -9,7 +9,7 @@ import torch
 from . import paths
 from .io import provenance
 
-__all__ = ["report"]
+__all__ = ["report", "resolve_device"]
 
 PACKAGES = ("torch", "numpy", "scipy", "pandas", "matplotlib", "seaborn", "papermill", "nbformat", "pyyaml", "tqdm")
 
@@ -34,3 +34,12 @@ def report() -> dict:
         "mirror": str(mirror),
         "mirror_found": manifest.is_file(),
     }
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` = CUDA when torch sees a GPU, else CPU; ``cuda`` without a GPU is an error that says so."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device='cuda' was asked for but torch sees no CUDA device; set device to 'auto' or 'cpu'.")
+    return torch.device(name)

@@ -25,12 +25,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from . import checkpoint
 from .geometry import fit_orthographic_camera, normalize_2d
 from .graph import edges_to_adjacency, knn_adjacency
 
 __all__ = ["lift", "Lifted", "LiftInputError", "rigs", "DEFAULT_CHECKPOINT", "load_model"]
 
-DEFAULT_CHECKPOINT = Path(__file__).parent / "checkpoints" / "lfm_open_v1.pt"
+DEFAULT_CHECKPOINT = checkpoint.DEFAULT
 FALLBACK_K = 3
 
 
@@ -57,21 +58,7 @@ class Lifted:
 
 @lru_cache(maxsize=4)
 def _load(path: str, device: str):
-    from .model import LFM
-    from .train import load_checkpoint
-
-    ck = load_checkpoint(path, map_location=device)
-    from .config import ModelConfig
-
-    model = LFM.from_config(ModelConfig(**ck["model_config"])).to(device)
-    try:
-        model.load_state_dict(ck["model"])
-    except RuntimeError as e:
-        from .train import CheckpointError
-
-        raise CheckpointError(f"checkpoint {path}: weights do not fit its model_config ({e}).") from None
-    model.eval()
-    return model, ck
+    return checkpoint.load_model(path, device)
 
 
 def load_model(checkpoint=None, device: str = "cpu"):

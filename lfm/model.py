@@ -28,25 +28,21 @@ Decisions the paper leaves open (paper.md Sec. 9), each stated where it is made:
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .config import ATTENTIONS, POSITIONALS, ModelConfig
 from .geometry import normalize_2d
 
 __all__ = ["LFM", "TPE", "HybridLayer", "model_flops", "ATTENTIONS", "POSITIONALS"]
 
-ATTENTIONS = ("hybrid", "global", "local")
-POSITIONALS = ("tpe", "mlp")
-
-
 class TPE(nn.Module):
     """Analytical token positional encoding: fixed random Fourier features of the 2D coordinates (Eq. 4)."""
 
-    def __init__(self, d_model: int, sigma: float = 1.0, seed: int = 0):
+    def __init__(self, d_model: int, sigma: float, seed: int):
         super().__init__()
         if d_model % 2:
             raise ValueError(f"d_model = {d_model} must be even for TPE (D/2 sines and D/2 cosines).")
@@ -67,7 +63,7 @@ class TPE(nn.Module):
 class HybridLayer(nn.Module):
     """One graph-transformer layer: local graph attention and global MHSA in parallel, concatenated (Eqs. 5-7)."""
 
-    def __init__(self, d_model: int, n_heads: int, attention: str = "hybrid", mlp_ratio: int = 4, dropout: float = 0.0):
+    def __init__(self, d_model: int, n_heads: int, attention: str, mlp_ratio: int, dropout: float):
         super().__init__()
         self.branches = {"hybrid": ("local", "global"), "global": ("global",), "local": ("local",)}[attention]
         nb, self.n_heads, self.dropout = len(self.branches), n_heads, dropout
@@ -101,38 +97,27 @@ class LFM(nn.Module):
     the model is permutation-equivariant (permuting tokens and adjacency permutes the output).
     """
 
-    def __init__(
-        self,
-        d_model: int = 64,
-        n_heads: int = 4,
-        n_layers: int = 4,
-        attention: str = "hybrid",
-        positional: str = "tpe",
-        rff_sigma: float = 1.0,
-        mlp_ratio: int = 4,
-        dropout: float = 0.0,
-        xy_residual: bool = False,
-        tpe_seed: int = 0,
-    ):
+    def __init__(self, cfg: ModelConfig | None = None):
         super().__init__()
-        if attention not in ATTENTIONS:
-            raise ValueError(f"attention={attention!r} is not one of {ATTENTIONS}.")
-        if positional not in POSITIONALS:
-            raise ValueError(f"positional={positional!r} is not one of {POSITIONALS}.")
-        if d_model % n_heads:
-            raise ValueError(f"d_model = {d_model} must be divisible by n_heads = {n_heads}.")
-        self.attention, self.xy_residual = attention, xy_residual
-        if positional == "tpe":
-            self.embed = TPE(d_model, rff_sigma, seed=tpe_seed)
+        cfg = ModelConfig() if cfg is None else cfg  # validated (choices, ranges, divisibility) by ModelConfig
+        if not isinstance(cfg, ModelConfig):
+            raise TypeError(f"LFM takes a lfm.config.ModelConfig, got {type(cfg).__name__}; "
+                            "build one with ModelConfig(d_model=..., ...).")
+        self.cfg = cfg
+        self.attention, self.xy_residual = cfg.attention, cfg.xy_residual
+        D = cfg.d_model
+        if cfg.positional == "tpe":
+            self.embed = TPE(D, cfg.rff_sigma, seed=cfg.tpe_seed)
         else:
-            self.embed = nn.Sequential(nn.Linear(2, d_model), nn.GELU(), nn.Linear(d_model, d_model))
-        self.layers = nn.ModuleList(HybridLayer(d_model, n_heads, attention, mlp_ratio, dropout) for _ in range(n_layers))
-        self.decoder = nn.Sequential(nn.LayerNorm(d_model), nn.Linear(d_model, d_model), nn.GELU(), nn.Linear(d_model, 3))
+            self.embed = nn.Sequential(nn.Linear(2, D), nn.GELU(), nn.Linear(D, D))
+        self.layers = nn.ModuleList(HybridLayer(D, cfg.n_heads, cfg.attention, cfg.mlp_ratio, cfg.dropout)
+                                    for _ in range(cfg.n_layers))
+        self.decoder = nn.Sequential(nn.LayerNorm(D), nn.Linear(D, D), nn.GELU(), nn.Linear(D, 3))
 
     @classmethod
     def from_config(cls, cfg) -> "LFM":
-        """Build from a :class:`lfm.config.ModelConfig`."""
-        return cls(**dataclasses.asdict(cfg))
+        """Build from a :class:`lfm.config.ModelConfig` (the same as ``LFM(cfg)``)."""
+        return cls(cfg)
 
     def forward(
         self, points2d: torch.Tensor, mask: torch.Tensor | None = None, adjacency: torch.Tensor | None = None

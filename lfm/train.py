@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import io
 import math
 import time
 from pathlib import Path
@@ -24,7 +23,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from . import checkpoint as ckpt
 from . import io as lio
+from .checkpoint import CheckpointError
+from .env import resolve_device
 from .config import ModelConfig, TrainConfig
 from .data import benchmark
 from .data.dataset import BatchSampler, FrameDataset
@@ -32,19 +34,7 @@ from .evaluate import evaluate_category
 from .losses import procrustes_mse
 from .model import LFM
 
-__all__ = ["train", "load_checkpoint", "CheckpointError", "resolve_device", "validation_views"]
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be read or does not belong to this code."""
-
-
-def resolve_device(name: str = "auto") -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device='cuda' was asked for but torch sees no CUDA device; set device to 'auto' or 'cpu'.")
-    return torch.device(name)
+__all__ = ["train", "validation_views"]
 
 
 def _hash_sets(sets) -> str:
@@ -84,29 +74,6 @@ def _validate(model, val: dict, cfg: TrainConfig, mcfg: ModelConfig, device, tra
     return {"mean": mean, "per_category": per}
 
 
-def _save(path: Path, state: dict) -> None:
-    buf = io.BytesIO()
-    torch.save(state, buf)
-    lio.atomic_write_bytes(path, buf.getvalue())
-
-
-def load_checkpoint(path, map_location="cpu") -> dict:
-    """Read a checkpoint written by :func:`train`; a clear :class:`CheckpointError` for anything else."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist; train one (lfm train) or pass the shipped "
-                              "checkpoint (default: lfm/checkpoints/lfm_open_v1.pt).")
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=False)
-    except Exception as e:  # noqa: BLE001 - torch raises many kinds for a corrupt file
-        raise CheckpointError(f"checkpoint {path} could not be read ({type(e).__name__}: {e}); it is corrupt or "
-                              "not a torch file: delete it and train again, or fetch the shipped one.") from None
-    if not isinstance(ckpt, dict) or "model" not in ckpt or "model_config" not in ckpt:
-        raise CheckpointError(f"checkpoint {path} has no 'model'/'model_config' entries: it was not written by "
-                              "lfm.train; pass a checkpoint made by `lfm train`.")
-    return ckpt
-
-
 def _epoch_line(epoch, loss, val, lr, elapsed):
     return (f"epoch {epoch:4d}  loss {loss:.4f}  val PA/rms det {val['mean']['model_det']:.4f} "
             f"refl {val['mean']['model_refl']:.4f}  (x flat {val['mean']['ratio_refl']:.3f})  lr {lr:.1e}  "
@@ -133,13 +100,13 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, out_dir, *, resume: bool = T
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=cfg.plateau_factor,
                                                        patience=cfg.plateau_patience)
     if cfg.init_from:
-        model.load_state_dict(load_checkpoint(cfg.init_from, map_location=device)["model"])
+        model.load_state_dict(ckpt.load(cfg.init_from, map_location=device)["model"])
     view_rng = np.random.default_rng(cfg.seed + 1)
     state = {"epoch": 0, "step": 0, "history": [], "best": math.inf, "best_epoch": 0, "elapsed_s": 0.0,
              "stopped": None}
     last = out_dir / "last.pt"
     if resume and last.exists():
-        ck = load_checkpoint(last, map_location=device)
+        ck = ckpt.load(last, map_location=device)
         budget = ("max_minutes", "max_epochs", "threads", "device")  # may change between sessions
         same = {k: v for k, v in ck["train_config"].items() if k not in budget} == \
             {k: v for k, v in _plain_cfg(cfg).items() if k not in budget}
@@ -218,8 +185,8 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, out_dir, *, resume: bool = T
               "train_config": _plain_cfg(cfg), "val_per_category": v["per_category"], "data_hash": data_hash,
               "benchmark": benchmark.VERSION, "provenance": lio.provenance(device.type)}
         if improved:
-            _save(out_dir / "best.pt", ck)
-        _save(last, ck)
+            ckpt.save(out_dir / "best.pt", ck)
+        ckpt.save(last, ck)
         log(_epoch_line(state["epoch"], float(np.mean(losses)), v, lr, elapsed))
     if bar is not None:
         bar.close()
@@ -234,23 +201,3 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, out_dir, *, resume: bool = T
 def _plain_cfg(cfg) -> dict:
     d = dataclasses.asdict(cfg)
     return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
-
-
-def export(src, dst, *, evaluation: dict | None = None) -> Path:
-    """A small inference checkpoint from a training one: weights, configs, the rigs of the training categories
-    (name -> keypoint count and skeleton, for ``lfm.lift(rig=...)``), data licences, metrics; no optimiser."""
-    ck = load_checkpoint(src)
-    cats = ck["train_config"]["categories"]
-    rigs, licences = {}, {}
-    for c in list(cats) + list(benchmark.OOD):
-        cs = benchmark.load_category(c)
-        rigs[cs.rig] = {"keypoints": cs.n_keypoints, "edges": cs.edges.tolist(), "category": c,
-                        "edges_rule": cs.edges_rule, "trained_on": c in cats}
-        licences[c] = cs.licence
-    out = {"model": ck["model"], "model_config": ck["model_config"], "train_config": ck["train_config"],
-           "state": {k: ck["state"][k] for k in ("epoch", "step", "best", "best_epoch", "elapsed_s", "stopped")},
-           "history": ck["state"]["history"], "val_per_category": ck["val_per_category"], "rigs": rigs,
-           "data_licences": licences, "data_hash": ck["data_hash"], "benchmark": ck["benchmark"],
-           "provenance": ck["provenance"], "evaluation": evaluation}
-    _save(Path(dst), out)
-    return Path(dst)

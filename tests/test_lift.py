@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from lfm import lifting as L
-from lfm.train import CheckpointError
+from lfm.checkpoint import CheckpointError
 
 pytestmark = pytest.mark.skipif(not L.DEFAULT_CHECKPOINT.is_file(), reason="no shipped checkpoint")
 

@@ -28,7 +28,7 @@ def batch(B=3, N=17, seed=0, device="cpu"):
 @pytest.mark.parametrize("positional", ["tpe", "mlp"])
 def test_permutation_equivariance(attention, positional, device):
     torch.manual_seed(0)
-    model = LFM(d_model=32, n_heads=4, n_layers=2, attention=attention, positional=positional).to(device).eval()
+    model = LFM(ModelConfig(d_model=32, n_heads=4, n_layers=2, attention=attention, positional=positional)).to(device).eval()
     x, mask, adj = batch(device=device)
     perm = torch.randperm(x.shape[1], device=device)
     with torch.no_grad():
@@ -40,7 +40,7 @@ def test_permutation_equivariance(attention, positional, device):
 
 def test_padded_tokens_never_change_valid_outputs(device):
     torch.manual_seed(0)
-    model = LFM(d_model=32, n_heads=4, n_layers=3).to(device).eval()
+    model = LFM(ModelConfig(d_model=32, n_heads=4, n_layers=3)).to(device).eval()
     x, mask, adj = batch(N=12, device=device)
     B, N = mask.shape
     pad = 9
@@ -59,7 +59,7 @@ def test_padded_tokens_never_change_valid_outputs(device):
 
 @pytest.mark.parametrize("N", [3, 5, 17, 64, 133, 140])
 def test_any_number_of_keypoints(N):
-    model = LFM(d_model=32, n_heads=4, n_layers=2).eval()
+    model = LFM(ModelConfig(d_model=32, n_heads=4, n_layers=2)).eval()
     x, mask, adj = batch(B=2, N=N)
     with torch.no_grad():
         out = model(x, mask, adj)
@@ -67,7 +67,7 @@ def test_any_number_of_keypoints(N):
 
 
 def test_all_masked_sample_is_finite():
-    model = LFM(d_model=32, n_heads=4, n_layers=2)
+    model = LFM(ModelConfig(d_model=32, n_heads=4, n_layers=2))
     x, mask, adj = batch(B=2, N=6)
     mask[1] = False
     out = model(x, mask, adj)
@@ -82,7 +82,7 @@ def test_local_attention_sees_only_graph_neighbours(attention):
     (centroid and max |coordinate|, held by joint 0) unchanged, so under attention='local' joints 0-2 must not
     change at all; under attention='global' they must."""
     torch.manual_seed(0)
-    model = LFM(d_model=32, n_heads=4, n_layers=3, attention=attention).eval()
+    model = LFM(ModelConfig(d_model=32, n_heads=4, n_layers=3, attention=attention)).eval()
     x = torch.rand(1, 6, 2) - 0.5
     x[0, 0] = torch.tensor([10.0, 0.0])
     y = x.clone()
@@ -101,7 +101,7 @@ def test_local_attention_sees_only_graph_neighbours(attention):
 
 def test_tpe_is_the_closed_form_and_never_trained():
     torch.manual_seed(0)
-    model = LFM(d_model=16, n_heads=2, n_layers=1, rff_sigma=2.0, tpe_seed=3)
+    model = LFM(ModelConfig(d_model=16, n_heads=2, n_layers=1, rff_sigma=2.0, tpe_seed=3))
     tpe = model.embed
     assert {n for n, _ in model.named_buffers()} >= {"embed.omega", "embed.phase"}
     assert not any(n.startswith("embed.") for n, _ in model.named_parameters())
@@ -112,9 +112,9 @@ def test_tpe_is_the_closed_form_and_never_trained():
     want = np.sqrt(2 / 16) * np.concatenate([np.sin(arg), np.cos(arg)], -1)
     np.testing.assert_allclose(tpe(torch.as_tensor(x, dtype=torch.float32)).numpy(), want, atol=1e-5)
     # the same seed gives the same features (reproducible checkpoints), sigma scales the frequencies
-    again = LFM(d_model=16, n_heads=2, n_layers=1, rff_sigma=2.0, tpe_seed=3).embed
+    again = LFM(ModelConfig(d_model=16, n_heads=2, n_layers=1, rff_sigma=2.0, tpe_seed=3)).embed
     torch.testing.assert_close(again.omega, tpe.omega)
-    wide = LFM(d_model=4096, n_heads=1, n_layers=1, rff_sigma=2.0).embed.omega
+    wide = LFM(ModelConfig(d_model=4096, n_heads=1, n_layers=1, rff_sigma=2.0)).embed.omega
     assert float(wide.std()) == pytest.approx(2.0, rel=0.05)
     # a training step leaves the buffers alone
     before = tpe.omega.clone()
@@ -127,7 +127,7 @@ def test_tpe_is_the_closed_form_and_never_trained():
 
 
 def test_mlp_positional_is_learned():
-    model = LFM(d_model=16, n_heads=2, n_layers=1, positional="mlp")
+    model = LFM(ModelConfig(d_model=16, n_heads=2, n_layers=1, positional="mlp"))
     assert any(n.startswith("embed.") for n, _ in model.named_parameters())
 
 
@@ -135,7 +135,7 @@ def test_mlp_positional_is_learned():
 @pytest.mark.parametrize("positional", ["tpe", "mlp"])
 @pytest.mark.parametrize("d_model,N", [(64, 17), (32, 133)])
 def test_model_flops_matches_flop_counter(attention, positional, d_model, N):
-    model = LFM(d_model=d_model, n_heads=4, n_layers=2, attention=attention, positional=positional).eval()
+    model = LFM(ModelConfig(d_model=d_model, n_heads=4, n_layers=2, attention=attention, positional=positional)).eval()
     x, mask, adj = batch(B=2, N=N)
     with torch.no_grad(), sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as fc:
         model(x, mask, adj)
@@ -146,7 +146,7 @@ def test_model_flops_matches_flop_counter(attention, positional, d_model, N):
 def test_model_can_fit_a_target():
     """A few hundred Adam steps on one batch must reduce the Procrustes loss by 10x: the model really learns."""
     torch.manual_seed(0)
-    model = LFM(d_model=32, n_heads=4, n_layers=2)
+    model = LFM(ModelConfig(d_model=32, n_heads=4, n_layers=2))
     x, mask, adj = batch(B=4, N=10, seed=1)
     gt = torch.randn(4, 10, 3, generator=torch.Generator().manual_seed(2))
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
@@ -161,7 +161,7 @@ def test_model_can_fit_a_target():
 
 
 def test_bad_model_inputs():
-    model = LFM(d_model=16, n_heads=2, n_layers=1)
+    model = LFM(ModelConfig(d_model=16, n_heads=2, n_layers=1))
     x, mask, adj = batch(B=2, N=5)
     with pytest.raises(ValueError, match=r"points2d has shape \(2, 5, 3\)"):
         model(torch.zeros(2, 5, 3), mask, adj)
@@ -171,10 +171,10 @@ def test_bad_model_inputs():
         model(x, mask, adj[:, :4, :4])
     with pytest.raises(ValueError, match="needs an adjacency"):
         model(x, mask)
-    with pytest.raises(ValueError, match="attention='both'"):
-        LFM(attention="both")
+    with pytest.raises(ValueError, match="ModelConfig.attention = .both."):
+        LFM(ModelConfig(attention="both"))
     with pytest.raises(ValueError, match="divisible"):
-        LFM(d_model=30, n_heads=4)
+        LFM(ModelConfig(d_model=30, n_heads=4))
     with pytest.raises(ValueError, match=r"outside 0..4"):
         edges_to_adjacency([[0, 5]], 5)
 
@@ -186,9 +186,16 @@ def test_config_validation_and_from_config():
         ModelConfig(d_model=1.5)
     with pytest.raises(ConfigError, match=r"ModelConfig.attention = 'both' must be one of"):
         ModelConfig(attention="both")
-    with pytest.raises(ConfigError, match=r"ModelConfig.rff_sigma = -1.0 must be >= "):
+    with pytest.raises(ConfigError, match=r"ModelConfig.rff_sigma = -1.0 must be > 0"):
         ModelConfig(rff_sigma=-1.0)
-    from lfm.config import from_params
+    from lfm.config import TrainConfig, from_params
+
+    with pytest.raises(ConfigError, match=r"TrainConfig.lr = 0.0 must be > 0"):
+        TrainConfig(lr=0.0)
+    with pytest.raises(ConfigError, match=r"TrainConfig.plateau_factor = 1.0 must be < 1"):
+        TrainConfig(plateau_factor=1.0)
+    with pytest.raises(TypeError, match="ModelConfig"):
+        LFM({"d_model": 32})
 
     cfg = from_params({"d_model": 128, "rff_sigma": 2, "unrelated": 1}, ModelConfig)
     assert cfg.d_model == 128 and cfg.rff_sigma == 2.0 and isinstance(cfg.rff_sigma, float)
@@ -197,7 +204,7 @@ def test_config_validation_and_from_config():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA not available")
 def test_cuda_bf16_autocast_matches_float32():
     torch.manual_seed(0)
-    model = LFM(d_model=64, n_heads=4, n_layers=2).cuda().eval()
+    model = LFM(ModelConfig(d_model=64, n_heads=4, n_layers=2)).cuda().eval()
     x, mask, adj = batch(B=8, N=33, device="cuda")
     with torch.no_grad():
         ref = model(x, mask, adj)

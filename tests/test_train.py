@@ -10,7 +10,8 @@ import pytest
 import torch
 import yaml
 
-from lfm.train import CheckpointError, load_checkpoint
+from lfm.checkpoint import CheckpointError
+from lfm.checkpoint import load as load_checkpoint
 
 from .test_data_open import needs_mirror
 

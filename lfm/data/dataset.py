@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..config import GRAPHS
 from ..graph import knn_adjacency
 from .schema import CategorySet, knn_edges
 from .views import synthesize_views
@@ -27,7 +28,6 @@ from .views import synthesize_views
 __all__ = ["Batch", "FrameDataset", "BatchSampler", "collate", "category_graph", "GRAPHS", "ARTICULATED",
            "limb_pivots", "bend_limbs"]
 
-GRAPHS = ("skeleton", "mean_knn", "input_knn")
 # categories whose skeleton is a kinematic chain: pose augmentation may bend their limbs (not chairs, faces, shark)
 ARTICULATED = ("human41", "dance", "walking", "dog", "hand_icvl", "hand_nyu", "zebrafish", "mouse_dannce",
                "mouse_sleap", "mvor")
