@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from lfm import io, paths  # noqa: E402
+from lfm import paths, results  # noqa: E402
 
 
 def sync(device: torch.device) -> None:
@@ -46,6 +46,6 @@ def devices() -> list[torch.device]:
 
 def write(name: str, body: dict) -> Path:
     out = paths.root() / "results" / "bench" / f"{name}.json"
-    io.write_json(out, {"provenance": io.provenance(), **body})
+    results.write_json(out, {"provenance": results.provenance(), **body})
     print(f"wrote {out.relative_to(paths.root())}")
     return out

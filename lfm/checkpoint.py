@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from . import io as lio
+from .results import atomic_write_bytes
 
 __all__ = ["CheckpointError", "save", "load", "verify", "export", "load_model", "SHIPPED", "DEFAULT"]
 
@@ -33,7 +33,7 @@ def save(path, state: dict) -> Path:
     """``torch.save`` to a temporary file beside ``path``, then rename it into place (never half-written)."""
     buf = io.BytesIO()
     torch.save(state, buf)
-    return lio.atomic_write_bytes(path, buf.getvalue())
+    return atomic_write_bytes(path, buf.getvalue())
 
 
 def load(path, map_location="cpu") -> dict:

@@ -63,7 +63,7 @@ def _train(args: argparse.Namespace) -> int:
 def _lift(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from .io import atomic_write_bytes
+    from .results import atomic_write_bytes
     from .lifting import LiftInputError, lift
     from .checkpoint import CheckpointError
 
@@ -96,7 +96,7 @@ def _lift(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     from .data import benchmark
     from .evaluate import evaluate_benchmark
-    from .io import provenance, write_json
+    from .results import provenance, write_json
     from .lifting import load_model
     from .checkpoint import CheckpointError
 

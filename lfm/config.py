@@ -71,9 +71,8 @@ class TrainConfig:
     followed by one validation pass and one checkpoint; patience and early stopping count these epochs.
     """
 
-    categories: tuple = _f(("human41", "dance", "walking", "face", "shark", "dog", "chair", "hand_icvl", "hand_nyu",
-                            "zebrafish", "mouse_dannce", "mouse_sleap", "mvor"),
-                          "benchmark categories trained on (cheetah stays out: OOD)")
+    categories: tuple = _f(("all",), "benchmark sets trained on; 'all' = every in-distribution record of the "
+                          "category table (lfm.data.categories); held-out sets are never trained on")
     batch_size: int = _f(64, "samples per step (not stated in the paper)", min=1)
     lr: float = _f(1e-3, "AdamW learning rate (paper: 1e-3)", above=0.0)
     weight_decay: float = _f(1e-4, "AdamW weight decay (not stated in the paper)", min=0.0)
@@ -108,7 +107,22 @@ class TrainConfig:
     def __post_init__(self):
         validate(self)
         if not self.categories:
-            raise ConfigError("TrainConfig.categories is empty; list at least one benchmark category.")
+            raise ConfigError("TrainConfig.categories is empty; list at least one benchmark set, or 'all'.")
+        from .data import benchmark
+
+        unknown = [c for c in self.categories if c != "all" and c not in benchmark.CATEGORIES]
+        if unknown:
+            held = [c for c in unknown if c in benchmark.HELD_OUT]
+            raise ConfigError(f"TrainConfig.categories has {unknown}: " + (
+                f"{held} are held out of training by the benchmark; " if held else "not benchmark sets; ") +
+                f"choose from {list(benchmark.CATEGORIES)} or 'all'.")
+
+    @property
+    def train_sets(self) -> tuple[str, ...]:
+        """The resolved list of training sets ('all' expanded)."""
+        from .data import benchmark
+
+        return benchmark.CATEGORIES if "all" in self.categories else tuple(self.categories)
 
 
 def _type_ok(value: Any, typ: Any) -> bool:

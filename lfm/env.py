@@ -7,7 +7,7 @@ import importlib.metadata as md
 import torch
 
 from . import paths
-from .io import provenance
+from .results import provenance
 
 __all__ = ["report", "resolve_device"]
 

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from . import checkpoint as ckpt
-from . import io as lio
+from .results import provenance, write_json
 from .checkpoint import CheckpointError
 from .env import resolve_device
 from .config import ModelConfig, TrainConfig
@@ -90,11 +90,11 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, out_dir, *, resume: bool = T
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     if splits is None:
-        splits = {c: benchmark.split_category(c, train_stride=cfg.train_stride) for c in cfg.categories}
-    train_sets = {c: splits[c].train for c in cfg.categories}
+        splits = {c: benchmark.split_category(c, train_stride=cfg.train_stride) for c in cfg.train_sets}
+    train_sets = {c: splits[c].train for c in cfg.train_sets}
     ds = FrameDataset(train_sets, graph=cfg.graph)
     sampler = BatchSampler(ds, cfg.batch_size, balance=cfg.balance, bucket=cfg.bucket, seed=cfg.seed)
-    val = validation_views({c: splits[c] for c in cfg.categories}, cfg.val_frames)
+    val = validation_views({c: splits[c] for c in cfg.train_sets}, cfg.val_frames)
     model = LFM.from_config(model_cfg).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=cfg.plateau_factor,
@@ -183,7 +183,7 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, out_dir, *, resume: bool = T
               "sampler": sampler.state_dict(), "view_rng": view_rng.bit_generator.state,
               "torch_rng": torch.get_rng_state(), "state": state, "model_config": dataclasses.asdict(model_cfg),
               "train_config": _plain_cfg(cfg), "val_per_category": v["per_category"], "data_hash": data_hash,
-              "benchmark": benchmark.VERSION, "provenance": lio.provenance(device.type)}
+              "benchmark": benchmark.VERSION, "provenance": provenance(device.type)}
         if improved:
             ckpt.save(out_dir / "best.pt", ck)
         ckpt.save(last, ck)
@@ -193,8 +193,8 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, out_dir, *, resume: bool = T
     summary = {"stopped": state["stopped"], "epochs": state["epoch"], "steps": state["step"],
                "best_val_refl": state["best"], "best_epoch": state["best_epoch"], "elapsed_s": state["elapsed_s"],
                "history": state["history"], "model_config": dataclasses.asdict(model_cfg),
-               "train_config": _plain_cfg(cfg), "data_hash": data_hash, "provenance": lio.provenance(device.type)}
-    lio.write_json(out_dir / "summary.json", summary)
+               "train_config": _plain_cfg(cfg), "data_hash": data_hash, "provenance": provenance(device.type)}
+    write_json(out_dir / "summary.json", summary)
     return summary
 
 

@@ -1,9 +1,35 @@
-"""Shared fixtures: seeded generators, random similarity transforms (scipy as the independent source), devices."""
+"""Shared fixtures: seeded generators, random similarity transforms (scipy as the independent source), devices,
+the open-data mirror (``needs_mirror``, ``offline_cache``).
+
+Without the mirror the tests that read real files skip, unless ``CI`` is set: then the run stops at once with a
+message naming the setting (a CI with a broken mirror path must not go green on skips).
+"""
+
+import os
 
 import numpy as np
 import pytest
 import torch
 from scipy.spatial.transform import Rotation
+
+from lfm import paths
+
+HAVE_MIRROR = (paths.mirror_dir() / "MANIFEST.json").is_file()
+needs_mirror = pytest.mark.skipif(not HAVE_MIRROR, reason=f"no open-data mirror at {paths.mirror_dir()}")
+
+
+def pytest_sessionstart(session):
+    if os.environ.get("CI") and not HAVE_MIRROR:
+        pytest.exit(f"CI is set but the open-data mirror is missing: no MANIFEST.json in {paths.mirror_dir()}. "
+                    "Set LFM_MIRROR to the folder that holds it (in this project: ../shared/data/open).", returncode=3)
+
+
+@pytest.fixture
+def offline_cache(tmp_path_factory, monkeypatch):
+    """Read the mirror into a per-session cache, never the network."""
+    monkeypatch.setenv("LFM_DATA", str(tmp_path_factory.getbasetemp() / "lfm-data"))
+    monkeypatch.setenv("LFM_OFFLINE", "1")
+
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 

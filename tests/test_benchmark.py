@@ -5,7 +5,7 @@ import pytest
 
 from lfm.data import benchmark
 
-from .test_data_open import needs_mirror, offline_cache  # noqa: F401  (fixture)
+from .conftest import needs_mirror
 
 pytestmark = [needs_mirror, pytest.mark.usefixtures("offline_cache")]
 

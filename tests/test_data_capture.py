@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from lfm.data import capture
+from lfm.data import lab_capture as capture
 from lfm.data.fetch import fetch
 
-from .test_data_open import needs_mirror, offline_cache  # noqa: F401  (fixture)
+from .conftest import needs_mirror
 
 pytestmark = [needs_mirror, pytest.mark.usefixtures("offline_cache")]
 

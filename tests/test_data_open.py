@@ -4,18 +4,9 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from lfm import paths
 from lfm.data.schema import CategorySet, knn_edges, skeleton_from_motion
 
-needs_mirror = pytest.mark.skipif(
-    not (paths.mirror_dir() / "MANIFEST.json").is_file(), reason=f"no open-data mirror at {paths.mirror_dir()}"
-)
-
-
-@pytest.fixture
-def offline_cache(tmp_path_factory, monkeypatch):
-    monkeypatch.setenv("LFM_DATA", str(tmp_path_factory.getbasetemp() / "lfm-data"))
-    monkeypatch.setenv("LFM_OFFLINE", "1")
+from .conftest import needs_mirror
 
 
 def random_articulated_motion(rng, n_joints=15, frames=60):
@@ -85,9 +76,9 @@ NRSFM_SIZES = {"drink": (1102, 41), "pickup": (357, 41), "stretch": (370, 41), "
 @needs_mirror
 @pytest.mark.parametrize("seq", sorted(NRSFM_SIZES))
 def test_nrsfm_loader(seq, offline_cache):
-    from lfm.data.open import load
+    from lfm.data.mocap import load_nrsfm
 
-    cs = load(f"nrsfm_{seq}")
+    cs = load_nrsfm(seq)
     assert (cs.n_frames, cs.n_keypoints) == NRSFM_SIZES[seq]
     assert cs.visible.all() and np.isfinite(cs.points3d).all()
     assert len(cs.edges) == cs.n_keypoints - 1  # a spanning tree
@@ -98,15 +89,15 @@ def test_nrsfm_loader(seq, offline_cache):
 
 @needs_mirror
 def test_human41_sequences_share_one_graph(offline_cache):
-    from lfm.data.open import load
+    from lfm.data.mocap import load_nrsfm
 
-    e = [load(f"nrsfm_{s}").edges.tolist() for s in ("drink", "pickup", "stretch", "yoga")]
+    e = [load_nrsfm(s).edges.tolist() for s in ("drink", "pickup", "stretch", "yoga")]
     assert e[0] == e[1] == e[2] == e[3]
 
 
 @needs_mirror
 def test_dog_loader(offline_cache):
-    from lfm.data.open import load
+    from lfm.data import load
 
     cs = load("dog")
     assert (cs.n_frames, cs.n_keypoints) == (13772, 27) and cs.units == "m"
@@ -128,7 +119,7 @@ def test_dog_loader(offline_cache):
 
 @needs_mirror
 def test_chair_loader_keeps_variable_keypoints(offline_cache):
-    from lfm.data.open import load
+    from lfm.data import load
 
     cs = load("chair")
     n_vis = cs.visible.sum(1)
@@ -143,9 +134,9 @@ def test_chair_loader_keeps_variable_keypoints(offline_cache):
 @pytest.mark.parametrize("dataset,frames,joints", [("icvl", 1596, 16), ("nyu", 8252, 14)])
 def test_hand_loader_real_2d_3d_pairs(dataset, frames, joints, offline_cache):
     """The real (u, v) must be the pinhole projection of the camera-frame 3D (the 2D-3D pair is consistent)."""
-    from lfm.data.open import load
+    from lfm.data.hands import load_hands
 
-    cs = load(f"hand_{dataset}")
+    cs = load_hands(dataset)
     assert (cs.n_frames, cs.n_keypoints) == (frames, joints) and cs.units == "mm"
     K = cs.camera
     X = cs.points3d.astype(np.float64)
@@ -166,7 +157,7 @@ def test_points2d_shape_is_checked():
 
 @needs_mirror
 def test_mediapipe_face_template_is_mirror_symmetric(offline_cache):
-    from lfm.data.open import load
+    from lfm.data import load
 
     cs = load("face_template")
     assert (cs.n_frames, cs.n_keypoints) == (1, 478) and cs.units == "cm"

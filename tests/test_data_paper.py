@@ -5,7 +5,7 @@ import pytest
 
 from lfm import paths
 from lfm.data import DataUnavailableError
-from lfm.data.paper import H36M_EDGES, WHOLEBODY_EDGES, load_h36m_npz, load_h3wb_npz
+from lfm.data.registered import H36M_EDGES, WHOLEBODY_EDGES, load_h36m_npz, load_h3wb_npz
 
 FIX = paths.mirror_dir() / "mmpose_format_samples"
 needs_fixtures = pytest.mark.skipif(not FIX.is_dir(), reason=f"no format fixtures at {FIX}")
@@ -73,7 +73,7 @@ def test_wrong_npz_layout_names_the_keys(tmp_path):
 def test_panoptic_world_and_camera_frames():
     import json
 
-    from lfm.data.paper import PANOPTIC19_EDGES, load_panoptic
+    from lfm.data.registered import PANOPTIC19_EDGES, load_panoptic
 
     seq = FIX / "panoptic_body3d" / "160906_band2"
     files = sorted((seq / "hdPose3d_stage1_coco19").glob("*.json"))
@@ -100,7 +100,7 @@ def test_panoptic_world_and_camera_frames():
 def test_interhand_views_fall_inside_their_boxes():
     import json
 
-    from lfm.data.paper import load_interhand
+    from lfm.data.registered import load_interhand
 
     d = FIX / "interhand2.6m"
     cs = load_interhand(d / "test_interhand2.6m_joint_3d.json", d / "test_interhand2.6m_camera.json",
@@ -122,7 +122,7 @@ def test_ubody3d_back_projection_reprojects():
     import ast
     import json
 
-    from lfm.data.paper import load_ubody3d
+    from lfm.data.registered import load_ubody3d
 
     path = FIX / "ubody3d" / "ubody3d_train.json"
     cs = load_ubody3d(path)
@@ -138,7 +138,7 @@ def test_ubody3d_back_projection_reprojects():
 def test_demo_pickle_round_trip_and_bad_files(tmp_path):
     import pickle
 
-    from lfm.data.paper import load_demo_pickle
+    from lfm.data.registered import load_demo_pickle
     from lfm.evaluate import demo_dump
 
     rng = np.random.default_rng(0)

@@ -51,7 +51,7 @@ def test_atomic_writes_get_normal_file_permissions(tmp_path):
     import os
     import stat
 
-    from lfm.io import atomic_write_text
+    from lfm.results import atomic_write_text
 
     p = atomic_write_text(tmp_path / "x.json", "{}")
     umask = os.umask(0)

@@ -13,7 +13,7 @@ import yaml
 from lfm.checkpoint import CheckpointError
 from lfm.checkpoint import load as load_checkpoint
 
-from .test_data_open import needs_mirror
+from .conftest import needs_mirror
 
 TINY = {
     "model": {"d_model": 16, "n_heads": 2, "n_layers": 1},

@@ -25,12 +25,15 @@ from ..graph import knn_adjacency
 from .schema import CategorySet, knn_edges
 from .views import synthesize_views
 
-__all__ = ["Batch", "FrameDataset", "BatchSampler", "collate", "category_graph", "GRAPHS", "ARTICULATED",
+__all__ = ["Batch", "FrameDataset", "BatchSampler", "collate", "category_graph", "GRAPHS",
            "limb_pivots", "bend_limbs"]
 
-# categories whose skeleton is a kinematic chain: pose augmentation may bend their limbs (not chairs, faces, shark)
-ARTICULATED = ("human41", "dance", "walking", "dog", "hand_icvl", "hand_nyu", "zebrafish", "mouse_dannce",
-               "mouse_sleap", "mvor")
+def _articulated(name: str) -> bool:
+    """Whether pose augmentation may bend this set's limbs (the category table's ``articulated``; unknown sets,
+    e.g. a test's synthetic one, are treated as rigid)."""
+    from .catalog import _BY_NAME
+
+    return name in _BY_NAME and _BY_NAME[name].articulated
 
 
 def limb_pivots(edges: np.ndarray, n: int) -> list[tuple[int, np.ndarray]]:
@@ -149,7 +152,7 @@ class FrameDataset:
         self.graph, self.knn_k = graph, knn_k
         self.categories = list(self.sets)
         self.adjacency = {c: category_graph(s, graph, knn_k) for c, s in self.sets.items()}
-        self.pivots = {c: limb_pivots(s.edges, s.n_keypoints) if c in ARTICULATED else []
+        self.pivots = {c: limb_pivots(s.edges, s.n_keypoints) if _articulated(c) else []
                        for c, s in self.sets.items()}
         self.offsets = np.cumsum([0] + [s.n_frames for s in self.sets.values()])
         self.cat_of = np.repeat(np.arange(len(self.categories)), np.diff(self.offsets))

@@ -19,6 +19,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import http.client
+import io
 import json
 import os
 import tempfile
@@ -33,6 +34,8 @@ __all__ = [
     "registry",
     "fetch",
     "fetch_all",
+    "cached_arrays",
+    "licence",
     "sha256_of",
     "DataError",
     "ChecksumError",
@@ -81,6 +84,11 @@ def _entry(name: str) -> dict:
             "lfm.data.registry() lists every file name."
         )
     return reg[name]
+
+
+def licence(name: str) -> str:
+    """The licence of one registered file, as its upstream states it."""
+    return _entry(name)["licence"]
 
 
 def sha256_of(path: Path) -> str:
@@ -195,3 +203,28 @@ def fetch_all(prefix: str = "", *, progress: bool = True) -> dict[str, Path]:
     if not names:
         _entry(prefix)  # raises with the known names
     return {n: fetch(n, progress=progress) for n in names}
+
+
+def cached_arrays(key: str, sources, build, *, version: int = 1) -> dict:
+    """Arrays parsed from mirror files, parsed once: ``build()`` returns ``{name: np.ndarray}`` (no objects);
+    the result is stored as ``<LFM_DATA>/cache/<key>-<hash>.npz``, the hash over the sha256 of every source in
+    ``sources`` (registry names) and ``version`` (bump it when the parser changes). Written atomically."""
+    import numpy as np
+
+    from ..results import atomic_write_bytes
+
+    h = hashlib.sha256(f"{key}/{version}".encode())
+    for name in sorted(sources):
+        h.update(_entry(name)["sha256"].encode())
+    path = paths.data_dir() / "cache" / f"{key}-{h.hexdigest()[:16]}.npz"
+    if path.is_file():
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                return {k: z[k] for k in z.files}
+        except (OSError, ValueError):
+            path.unlink(missing_ok=True)  # a damaged cache entry is rebuilt
+    arrays = build()
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    atomic_write_bytes(path, buf.getvalue())
+    return arrays

@@ -71,6 +71,18 @@ class CategorySet:
     def n_keypoints(self) -> int:
         return self.points3d.shape[1]
 
+    @classmethod
+    def concat(cls, sets: list["CategorySet"]) -> "CategorySet":
+        """Frames of several sets of one rig, in order (the first set's rig, edges, units and licence)."""
+        a = sets[0]
+        if any(s.rig != a.rig for s in sets):
+            raise ValueError(f"concat: rigs differ ({sorted({s.rig for s in sets})}); only one rig's sets can be joined.")
+        meta = {k: np.concatenate([s.meta[k] for s in sets]) for k, v in a.meta.items()
+                if isinstance(v, np.ndarray) and all(k in s.meta for s in sets)}
+        return cls(a.category, a.rig, np.concatenate([s.points3d for s in sets]),
+                   np.concatenate([s.visible for s in sets]), a.edges, np.concatenate([s.sequence for s in sets]),
+                   a.units, a.source, a.licence, a.synthetic, a.edges_rule, meta, sum(s.n_nonfinite for s in sets))
+
     def subset(self, frames) -> "CategorySet":
         """The same set restricted to ``frames`` (indices or a bool mask)."""
         idx = np.arange(self.n_frames)[frames]

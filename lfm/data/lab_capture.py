@@ -20,7 +20,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from .fetch import fetch, registry
+from .fetch import fetch, licence as _licence
 from .schema import CategorySet
 from .views import _up_to_y
 
@@ -28,10 +28,6 @@ __all__ = ["load_zebrafish", "load_mouse_dannce", "load_mouse_sleap", "load_mvor
            "load_cheetah_real2d", "CHEETAH_MARKERS"]
 
 Z_UP_TO_Y_UP = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])  # rows: (x, y, z) -> (x, z, -y)
-
-
-def _licence(name: str) -> str:
-    return registry()[name]["licence"]
 
 
 # ---------------------------------------------------------------------------------------------- zebrafish

@@ -1,4 +1,6 @@
-"""Result files with provenance, written atomically (a crash never leaves a half-written file under the final name)."""
+"""Result files with provenance, written atomically (a crash never leaves a half-written file under the final name).
+
+Named `results` (not `io`, which would shadow the standard library module inside the package)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,281 @@
+"""The category table: one record per (category, rig) of the open data, the single place where its facts live.
+
+A record says how to load the set (a loader function of :mod:`lfm.data.mocap`, :mod:`~lfm.data.shapes`,
+:mod:`~lfm.data.hands`, :mod:`~lfm.data.lab_capture`, ...), which body it is (``category``, e.g. ``human``) and
+which keypoint layout (``rig`` with its keypoint count; the skeleton comes from the loaded data), its units, how
+its +y up axis was obtained, how it is split (a rule text and the function that applies it), how its graph was made,
+its licence (from the data registry, never retyped) and citation, and its role in the benchmark:
+
+* ``train``: in distribution (train / validation / test splits);
+* ``ood``: a category held out of training entirely (leave-category-out protocol);
+* ``rig_transfer``: a rig of a trained category held out of training entirely (rig-transfer protocol);
+* ``extra``: loadable, not part of the benchmark (e.g. the one-shape MediaPipe face template).
+
+Adding a category is one :class:`Record` in :data:`RECORDS` plus its loader function; ``tests/test_categories.py``
+loads every record and checks it against its record. ``lfm.data.categories()`` groups the records by category.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Callable
+
+import numpy as np
+
+from .fetch import licence as _registry_licence
+from .schema import CategorySet
+
+__all__ = ["Record", "Rig", "Category", "RECORDS", "ROLES", "record", "records", "categories", "load",
+           "last_fraction", "sequences_named", "sorted_ids", "per_group_last", "everything"]
+
+ROLES = ("train", "ood", "rig_transfer", "extra")
+
+
+# -------------------------------------------------------------------------------------------------- split rules
+# Each returns the test frame indices of a loaded set; never random frames (by sequence, instance or time block).
+
+def last_fraction(frac: float = 0.2) -> Callable[[CategorySet], np.ndarray]:
+    """The last ``frac`` of the frames (one long sequence): a time block."""
+    return lambda cs: np.arange(int(round((1 - frac) * cs.n_frames)), cs.n_frames)
+
+
+def sequences_named(*names: str) -> Callable[[CategorySet], np.ndarray]:
+    """Every frame of the named sequences (clips, subjects, days)."""
+    return lambda cs: np.flatnonzero(np.isin(cs.sequence, names))
+
+
+def sorted_ids(frac: float = 0.2) -> Callable[[CategorySet], np.ndarray]:
+    """Instances sorted by their id (``sequence``), the last ``frac`` of them."""
+    def rule(cs):
+        order = np.argsort(cs.sequence, kind="stable")
+        return np.sort(order[int(round((1 - frac) * len(order))):])
+    return rule
+
+
+def per_group_last(group_key: str, frac: float = 0.2) -> Callable[[CategorySet], np.ndarray]:
+    """Within each group ``meta[group_key]``, the sequences sorted by name, the last ``frac`` of them."""
+    def rule(cs):
+        test, groups = [], cs.meta[group_key]
+        for g in np.unique(groups):
+            seqs = np.unique(cs.sequence[groups == g])
+            test += list(seqs[int(round((1 - frac) * len(seqs))):])
+        return np.flatnonzero(np.isin(cs.sequence, test))
+    return rule
+
+
+def everything(cs: CategorySet) -> np.ndarray:
+    """Every frame (held-out sets)."""
+    return np.arange(cs.n_frames)
+
+
+# -------------------------------------------------------------------------------------------------- the records
+
+@dataclass(frozen=True)
+class Record:
+    """One (category, rig) of the open data. See the module docstring."""
+
+    name: str  # benchmark set name, unique, e.g. "human41"
+    category: str  # the body, e.g. "human", "dog", "chair"
+    kind: str  # "human", "animal", "hand", "face", "object", "robot"
+    rig: str  # keypoint layout, e.g. "nrsfm_human41"
+    keypoints: int  # keypoint slots of the rig
+    loader: Callable[[], CategorySet] = field(repr=False)
+    units: str = ""
+    up: str = ""  # how +y became the up axis
+    split: str = ""  # the split rule, in words
+    test: Callable[[CategorySet], np.ndarray] = field(default=everything, repr=False)
+    graph: str = ""  # how the skeleton edges were obtained
+    licence_file: str = ""  # registry entry whose licence applies
+    citation: str = ""
+    role: str = "train"
+    articulated: bool = True  # limbs may be bent (pose augmentation); False for rigid shapes, faces, the shark
+    test_stride: int = 1  # every k-th test frame (long, slow-moving test clips)
+    test_views: int = 1  # seeded test views per test frame
+
+    @property
+    def licence(self) -> str:
+        return _registry_licence(self.licence_file)
+
+    @property
+    def held_out(self) -> bool:
+        return self.role in ("ood", "rig_transfer")
+
+
+def _lazy(module: str, fn: str, *args):
+    """A loader that imports its module on first call (so importing the table stays cheap)."""
+    def load():
+        import importlib
+
+        return getattr(importlib.import_module(f"lfm.data.{module}"), fn)(*args)
+    load.__name__ = f"{module}.{fn}{args if args else ''}"
+    return load
+
+
+def _nrsfm_human41():
+    from .mocap import load_nrsfm
+
+    return CategorySet.concat([load_nrsfm(s) for s in ("drink", "pickup", "stretch", "yoga")])
+
+
+def _hands_3d_only(dataset):
+    def load():
+        from .hands import load_hands
+
+        cs = load_hands(dataset)
+        cs.points2d, cs.camera = None, None  # the benchmark synthesises its own views
+        return cs
+    load.__name__ = f"hands.load_hands({dataset!r}) without its real 2D"
+    return load
+
+
+_NRSFM_CITE = "Akhter et al. 2008 (NRSfM trajectory space); Torresani et al. 2008; CMU Graphics Lab mocap"
+RECORDS: tuple[Record, ...] = (
+    Record("human41", "human", "human", "nrsfm_human41", 41, _nrsfm_human41, "arbitrary", "data +y",
+           "train NRSfM drink+pickup+stretch; test yoga", sequences_named("yoga"),
+           "motion MST over the category's sequences", "nrsfm_benchmark/yoga_rearranged.mat", _NRSFM_CITE),
+    Record("dance", "human", "human", "nrsfm_dance75", 75, _lazy("mocap", "load_nrsfm", "dance"), "arbitrary",
+           "data +y", "first 80% of frames train, last 20% test", last_fraction(0.2),
+           "motion MST over the category's sequences", "nrsfm_benchmark/dance_rearranged.mat", _NRSFM_CITE),
+    Record("walking", "human", "human", "nrsfm_walking55", 55, _lazy("mocap", "load_nrsfm", "walking"), "arbitrary",
+           "data +y", "first 80% of frames train, last 20% test", last_fraction(0.2),
+           "motion MST over the category's sequences", "nrsfm_benchmark/walking_rearranged.mat", _NRSFM_CITE),
+    Record("face", "face", "face", "nrsfm_face40", 40, _lazy("mocap", "load_nrsfm", "face"), "arbitrary",
+           "data +y", "first 80% of frames train, last 20% test", last_fraction(0.2),
+           "motion MST over the category's sequences", "nrsfm_benchmark/face_rearranged.mat", _NRSFM_CITE,
+           articulated=False),
+    Record("shark", "shark", "animal", "nrsfm_shark91", 91, _lazy("mocap", "load_nrsfm", "jaws"), "arbitrary",
+           "data +y", "first 80% of frames train, last 20% test", last_fraction(0.2),
+           "motion MST over the category's sequences", "nrsfm_benchmark/jaws_rearranged.mat",
+           "Torresani et al. 2008 (synthetic shark)", articulated=False),
+    Record("dog", "dog", "animal", "mann_dog27", 27, _lazy("mocap", "load_dog"), "m", "data +y",
+           "test clip walk09 (every 4th frame); train all other clips", sequences_named("walk09"),
+           "motion MST over all clips", "dog_mocap_ai4animation/LICENSE.txt",
+           "Zhang et al. 2018 (Mode-adaptive neural networks, AI4Animation)", test_stride=4),
+    Record("chair", "chair", "object", "keypointnet_chair21", 21, _lazy("shapes", "load_chairs"), "normalised",
+           "data +y", "sorted model_id: first 80% train, last 20% test (4 views per test shape)", sorted_ids(0.2),
+           "3-NN on the mean shape of the semantic ids", "keypointnet_chair/chair.json",
+           "You et al. 2020 (KeypointNet)", articulated=False, test_views=4),
+    Record("hand_icvl", "hand", "hand", "icvl_hand16", 16, _hands_3d_only("icvl"), "mm", "camera frame as loaded (a hand has no up axis)",
+           "by sequence: test_seq_1 train, test_seq_2 test", sequences_named("test_seq_2"),
+           "hand anatomy (upstream joint order)", "hand_icvl_nyu_depth_gt/icvl_test_groundtruth_label.txt",
+           "Tang et al. 2014 (ICVL)"),
+    Record("hand_nyu", "hand", "hand", "nyu_hand14", 14, _hands_3d_only("nyu"), "mm", "camera frame as loaded (a hand has no up axis)",
+           "first 80% of frames train, last 20% test (one sequence in the file lists)", last_fraction(0.2),
+           "hand anatomy (upstream joint order)", "hand_icvl_nyu_depth_gt/nyu_test_groundtruth_label.txt",
+           "Tompson et al. 2014 (NYU hand)"),
+    Record("zebrafish", "zebrafish", "animal", "zebrafish12", 12, _lazy("lab_capture", "load_zebrafish"), "mm",
+           "source z (least within-fish spread) -> +y", "by video: per recording set, videos sorted by name, last 20% test",
+           per_group_last("set", 0.2), "backbone chain + eyes", "fish_zebrafish_larva_3d/coor_3d_ann_er.tar",
+           "zebrafish larva 3D pose (Lin et al.)"),
+    Record("mouse_dannce", "mouse", "animal", "dannce_mouse22", 22, _lazy("lab_capture", "load_mouse_dannce"), "mm",
+           "arena z -> +y", "mouse 1 train, mouse 2 test", sequences_named("mouse2"),
+           "upstream skeleton (mouse22_skeleton.mat)", "mouse_dannce_label3d/mouse22_skeleton.mat",
+           "Dunn et al. 2021 (DANNCE)"),
+    Record("mouse_sleap", "mouse", "animal", "sleap_mouse15", 15, _lazy("lab_capture", "load_mouse_sleap"), "mm",
+           "minus the top camera's viewing direction -> +y", "first 80% of frames train, last 20% test", last_fraction(0.2),
+           "SLEAP skeleton edge_inds", "mouse_sleap_anipose_minimal/points3d.h5",
+           "Pereira et al. 2022 (SLEAP), Karashchuk et al. 2021 (Anipose)"),
+    Record("mvor", "human", "human", "mvor_upper12", 12, _lazy("lab_capture", "load_mvor"), "mm",
+           "room axis with the head above the hips -> +y", "by recording day: days 1-3 train, day 4 test", sequences_named("day4"),
+           "MVOR skeleton + 2 undocumented points joined to the wrists", "human_upperbody_mvor/camma_mvor_2018.json",
+           "Srivastav et al. 2018 (MVOR)"),
+    Record("cheetah", "cheetah", "animal", "acinoset_cheetah18", 18, _lazy("lab_capture", "load_cheetah"), "m",
+           "world z -> +y", "OOD: never trained on; all 110 frames test (synthetic 2D), 6 cameras x 110 frames "
+           "(real DLC 2D)", everything, "AcinoSet skeleton links", "acinoset_cheetah/cheetah_serious.pickle",
+           "Joska et al. 2021 (AcinoSet)", role="ood"),
+    Record("face_template", "face", "face", "mediapipe_face478", 478, _lazy("shapes", "load_mediapipe_face"), "cm",
+           "data +y", "not a benchmark set (one template shape)", everything, "4-NN on the template",
+           "mediapipe_face/face_model_with_iris_vertices.obj", "MediaPipe canonical face (Kartynnik et al. 2019)",
+           role="extra", articulated=False),
+)
+
+
+def _check_table(recs) -> None:
+    names = [r.name for r in recs]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise ValueError(f"category table: duplicate record names {dup}.")
+    bad = [r.name for r in recs if r.role not in ROLES]
+    if bad:
+        raise ValueError(f"category table: records {bad} have a role outside {ROLES}.")
+
+
+_check_table(RECORDS)
+_BY_NAME = {r.name: r for r in RECORDS}
+
+
+def records(role: str | None = None) -> list[Record]:
+    """All records, or those of one role (``train``, ``ood``, ``rig_transfer``, ``extra``), in table order."""
+    if role is not None and role not in ROLES:
+        raise ValueError(f"role={role!r} is not one of {ROLES}.")
+    return [r for r in RECORDS if role is None or r.role == role]
+
+
+def record(name: str) -> Record:
+    """The record of one set; an unknown name lists the close matches."""
+    if name not in _BY_NAME:
+        import difflib
+
+        close = difflib.get_close_matches(name, _BY_NAME, n=3)
+        raise ValueError(f"unknown data set {name!r}" + (f"; did you mean {close}?" if close else "") +
+                         f" Known: {sorted(_BY_NAME)} (lfm.data.categories() lists them).")
+    return _BY_NAME[name]
+
+
+@lru_cache(maxsize=None)
+def _load_cached(name: str) -> CategorySet:
+    rec = record(name)
+    cs = rec.loader()
+    if cs.n_keypoints != rec.keypoints or cs.rig != rec.rig:
+        raise ValueError(f"{name}: the loader returned rig {cs.rig!r} with {cs.n_keypoints} keypoints; the category "
+                         f"table says {rec.rig!r} with {rec.keypoints} (lfm/data/catalog.py).")
+    return cs
+
+
+def load(name: str) -> CategorySet:
+    """All frames of one record (before splitting), loaded once per process (a fresh copy each call)."""
+    import dataclasses
+
+    cs = _load_cached(name)
+    return dataclasses.replace(cs, meta=dict(cs.meta))
+
+
+@dataclass(frozen=True)
+class Rig:
+    name: str
+    keypoints: int
+    set: str  # the record that holds this rig
+
+    @property
+    def skeleton(self) -> np.ndarray:
+        """``(E, 2)`` edges over the keypoints (loads the set)."""
+        return load(self.set).edges
+
+
+@dataclass(frozen=True)
+class Category:
+    """One body with all its rigs (``lfm.data.categories()``)."""
+
+    name: str
+    kind: str
+    rigs: tuple[Rig, ...]
+    sets: tuple[str, ...]
+    licence: str  # the licences of its sets, joined
+    split: str  # the split rules of its sets, joined
+    held_out: bool  # every set of it is held out of training (an OOD category)
+    roles: tuple[str, ...]
+
+
+def categories() -> list[Category]:
+    """The table grouped by category: name, kind, rigs (keypoint count, skeleton), licence, split, held out."""
+    out = []
+    for cat in dict.fromkeys(r.category for r in RECORDS):
+        recs = [r for r in RECORDS if r.category == cat]
+        out.append(Category(
+            cat, recs[0].kind, tuple(Rig(r.rig, r.keypoints, r.name) for r in recs), tuple(r.name for r in recs),
+            "; ".join(dict.fromkeys(f"{r.name}: {r.licence}" for r in recs)),
+            "; ".join(f"{r.name}: {r.split}" for r in recs),
+            all(r.held_out or r.role == "extra" for r in recs) and any(r.held_out for r in recs),
+            tuple(r.role for r in recs)))
+    return out
