@@ -120,12 +120,15 @@ class LFM(nn.Module):
         return cls(cfg)
 
     def forward(
-        self, points2d: torch.Tensor, mask: torch.Tensor | None = None, adjacency: torch.Tensor | None = None
-    ) -> torch.Tensor:
+        self, points2d: torch.Tensor, mask: torch.Tensor | None = None, adjacency: torch.Tensor | None = None,
+        *, return_norm: bool = False,
+    ):
         """points2d ``(B, N, 2)``; mask ``(B, N)`` bool (True = visible); adjacency ``(B, N, N)`` or ``(N, N)``
-        bool (needed unless ``attention='global'``). Returns ``(B, N, 3)`` canonical 3D in normalised units."""
+        bool (needed unless ``attention='global'``). Returns ``(B, N, 3)`` canonical 3D in normalised units, and
+        with ``return_norm=True`` also the :class:`lfm.geometry.Normalisation` of the input (centre, scale)."""
         valid, adjacency = self._check(points2d, mask, adjacency)
-        x2d = normalize_2d(points2d, valid).points  # (B, N, 2), hidden points set to 0 (W_m = W * M)
+        norm = normalize_2d(points2d, valid)
+        x2d = norm.points  # (B, N, 2), hidden points set to 0 (W_m = W * M)
         masks = _attention_masks(valid, adjacency if self.attention != "global" else None)
         x = self.embed(x2d)  # (B, N, D)
         for layer in self.layers:
@@ -133,7 +136,7 @@ class LFM(nn.Module):
         out = self.decoder(x).float()  # (B, N, 3)
         if self.xy_residual:
             out = out + F.pad(x2d, (0, 1))
-        return out
+        return (out, norm) if return_norm else out
 
     def _check(self, points2d, mask, adjacency):
         if not isinstance(points2d, torch.Tensor) or points2d.dim() != 3 or points2d.shape[-1] != 2:
