@@ -39,7 +39,7 @@ def main():
                     model.zero_grad(set_to_none=True)
 
                 t = timeit(step, device, warmup=1, repeat=5, budget_s=30)
-                fwd = model_flops(d_model, 4, N)
+                fwd = model_flops(ModelConfig(d_model=d_model, n_heads=heads, n_layers=4), N)
                 achieved = 3 * fwd * B / t
                 row = {
                     "device": device.type, "dtype": "bf16 autocast" if amp else "float32",

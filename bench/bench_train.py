@@ -66,7 +66,7 @@ def main():
             r = run(ds, sampler, model, opt, device, steps, pad)
             rows.append({"device": device.type, "batch": B, "mode": mode, **r})
             print(f"{device.type} {mode:26s} {r['samples_per_s']:8.0f} samples/s, padding {r['padding_fraction']:.0%}")
-    flops = {n: model_flops(64, 4, n) for n in (12, 27, 91)}
+    flops = {n: model_flops(cfg, n) for n in (12, 27, 91)}
     write("train", {"config": {"model": cfg.__dict__, "categories": list(benchmark.CATEGORIES)}, "rows": rows,
                     "forward_flops_per_sample": flops,
                     "note": "samples/s include 2D view synthesis on the CPU; 3 x forward FLOPs per training sample"})

@@ -23,7 +23,7 @@ __all__ = ["ModelConfig", "TrainConfig", "from_params", "validate", "ConfigError
 
 ATTENTIONS = ("hybrid", "global", "local")  # hybrid = graph attention + MHSA (paper); one branch (Fig. 6a)
 POSITIONALS = ("tpe", "mlp")  # fixed random Fourier features (paper) or a learned MLP (Table 3)
-GRAPHS = ("skeleton", "mean_knn", "input_knn")  # graph of the local branch in training
+GRAPHS = ("skeleton", "mean_knn", "input_knn", "mix")  # graph of the local branch in training (mix: drawn per batch)
 
 
 class ConfigError(ValueError):
@@ -53,6 +53,7 @@ class ModelConfig:
     xy_residual: bool = _f(True, "decoder adds the normalised (x, y, 0) to its output (not in the paper; calibration "
                                   "found it better, the shipped models use it)")
     tpe_seed: int = _f(0, "seed of the fixed TPE frequencies", min=0)
+    pe_every_layer: bool = _f(False, "inject the positional encoding before every layer (2D-LFM), not only at the input")
 
     def __post_init__(self):
         validate(self)
@@ -85,8 +86,14 @@ class TrainConfig:
     balance: str = _f("category", "category = each category equally often; frames = by frame count",
                       choices=("category", "frames"))
     bucket: bool = _f(True, "one category (one keypoint count) per batch: no padding")
-    graph: str = _f("skeleton", "graph of the local branch: skeleton, mean_knn (per category), input_knn (per 2D input)",
-                    choices=GRAPHS)
+    graph: str = _f("skeleton", "graph of the local branch: skeleton, mean_knn (per category), input_knn (per 2D "
+                    "input), mix (per batch one of skeleton, motion MST, mean-shape kNN, input kNN)", choices=GRAPHS)
+    edge_drop: float = _f(0.0, "graph='mix': probability of dropping each graph edge", min=0.0, max=0.9)
+    rig_aug: float = _f(0.0, "probability that a batch's frames get another rig of the same body (keypoint subsets, "
+                        "virtual markers, merged neighbours)", min=0.0, max=1.0)
+    procedural: float = _f(0.0, "fraction of batches drawn from procedural random bodies (training only)", min=0.0,
+                           max=0.9)
+    procedural_bodies: int = _f(200, "number of procedural bodies generated for training", min=1)
     allow_reflection: bool = _f(False, "loss alignment in O(3) (paper's R = U V^T) instead of SO(3)")
     procrustes: bool = _f(True, "align prediction to target in the loss (False = centroid only, Fig. 6a ablation)")
     train_camera: str = _f("upright", "training cameras: upright (elevation/roll ranges) or so3", choices=CAMERAS)
@@ -103,6 +110,8 @@ class TrainConfig:
     seed: int = _f(0, "seed of sampling, views and initialisation", min=0)
     device: str = _f("auto", "auto = cuda if available (bf16 autocast), else cpu", choices=("auto", "cpu", "cuda"))
     threads: int = _f(0, "torch CPU threads, 0 = torch's default", min=0)
+    precision: str = _f("auto", "auto = bf16 autocast on CUDA, float32 on CPU; bfloat16 = bf16 autocast everywhere; "
+                        "float32 = none", choices=("auto", "float32", "bfloat16"))
 
     def __post_init__(self):
         validate(self)

@@ -10,8 +10,14 @@ Protocol of every number here (also written into each result file, :data:`PROTOC
   by the ground truth's RMS radius, mean over frames of a category; ``det`` = rotation with det = +1,
   ``refl`` = reflection allowed (O(3), the paper's R = U V^T, = the better of a prediction and its depth mirror);
   ``mpjpe_units`` = the det = +1 PA-MPJPE in the category's own units;
-* aggregation: per category, then the plain mean over in-distribution categories;
-* flat: the 2D input itself as the 3D guess (z = 0), scored the same way.
+* aggregation: per set, then the plain mean over the sets of one role (in distribution, held-out category,
+  held-out rig), separately for every view protocol and graph;
+* flat: the 2D input itself as the 3D guess (z = 0), scored the same way;
+* graph (what the model's local branch is given): ``trained`` = the rule the checkpoint was trained with (for
+  ``mix`` the rig skeleton), ``skeleton`` = the rig's own skeleton, ``motion_mst`` = the motion MST of the set's
+  frames (training frames of an in-distribution set; every frame of a held-out one, as a user with a new body
+  would build it), ``mean_knn`` = 3 nearest neighbours on the same frames' mean shape, ``input_knn`` = 3 nearest
+  neighbours of each 2D input (no skeleton; what ``lfm.lift`` falls back to).
 """
 
 from __future__ import annotations
@@ -19,11 +25,15 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .data.augment import edges_to_matrix
 from .data.dataset import category_graph
-from .data.schema import CategorySet
+from .data.schema import CategorySet, skeleton_from_motion
 from .metrics import pa_mpjpe, rms_radius
 
-__all__ = ["predict", "score", "evaluate_category", "PROTOCOL", "demo_dump"]
+__all__ = ["predict", "score", "evaluate_category", "evaluate_benchmark", "summarize", "eval_adjacency",
+           "write_evaluation", "PROTOCOL", "EVAL_GRAPHS", "demo_dump", "flat_guess"]
+
+EVAL_GRAPHS = ("trained", "skeleton", "motion_mst", "mean_knn", "input_knn")
 
 PROTOCOL = {
     "error": "PA-MPJPE / RMS radius of the ground truth (unit-free), per frame, mean over frames per category",
@@ -31,8 +41,13 @@ PROTOCOL = {
                   "refl": "similarity with reflection allowed (O(3)), the paper's R = U V^T"},
     "ground_truth": "camera-frame 3D centred on the visible centroid",
     "masks": "only visible keypoints enter the model, the alignment and the average",
-    "aggregation": "per category, then the plain mean over in-distribution categories",
+    "aggregation": "per set, then the plain mean over the sets of one role (train = in distribution, ood = held-out "
+                   "category, rig_transfer = held-out rig), per view protocol and graph",
     "flat": "the 2D input as the 3D guess (z = 0)",
+    "graphs": {"trained": "the checkpoint's training graph rule (rig skeleton for 'mix')",
+               "skeleton": "the rig's skeleton", "motion_mst": "motion MST of the set's (training) frames",
+               "mean_knn": "3-NN on the mean shape of the set's (training) frames",
+               "input_knn": "3-NN of each 2D input (no skeleton)"},
 }
 
 
@@ -58,7 +73,7 @@ def predict(model, points2d: np.ndarray, visible: np.ndarray, adjacency, *,
         m = torch.as_tensor(visible[s:s + batch_size], dtype=torch.bool, device=dev)
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
             a = knn_adjacency(p, m, k=3) if per_input else A
-            y = model(p, m, None if a is None else a | torch.eye(p.shape[1], dtype=torch.bool, device=dev))
+            y = model(p, m, a)
         out[s:s + batch_size] = torch.where(m[..., None], y.float(), 0.0).cpu().numpy()
     return out
 
@@ -78,20 +93,30 @@ def score(pred: np.ndarray, gt: np.ndarray, visible: np.ndarray) -> dict[str, np
     return {"det": (det / r).numpy(), "refl": (refl / r).numpy(), "mpjpe_units": det.numpy()}
 
 
+def eval_adjacency(graph: str, graph_set: CategorySet, trained: str = "skeleton"):
+    """The graph given to the model for a set: an ``(N, N)`` bool adjacency, ``"input_knn"``, or (``graph='trained'``
+    resolved through the checkpoint's training rule ``trained``) one of those. ``graph_set`` holds the frames the
+    graph is built from (the training frames of an in-distribution set, never the evaluated ones)."""
+    if graph == "trained":
+        graph = {"mix": "skeleton"}.get(trained, trained)
+    if graph == "input_knn":
+        return "input_knn"
+    if graph in ("skeleton", "mean_knn"):
+        return category_graph(graph_set, graph)
+    if graph == "motion_mst":
+        return edges_to_matrix(skeleton_from_motion(graph_set.points3d, graph_set.visible), graph_set.n_keypoints)
+    raise ValueError(f"graph={graph!r} is not one of {EVAL_GRAPHS}.")
+
+
 def evaluate_category(model, cs: CategorySet, points2d: np.ndarray, gt3d: np.ndarray, visible: np.ndarray, *,
                       graph: str = "skeleton", device="cpu", attention: str = "hybrid",
-                      graph_set: CategorySet | None = None) -> dict:
-    """Model and flat errors (means over frames) of one category's test views, plus the per-frame arrays.
+                      graph_set: CategorySet | None = None, trained: str = "skeleton") -> dict:
+    """Model and flat errors (means over frames) of one set's test views, plus the per-frame predictions.
 
-    ``graph_set`` is the set the fixed graph is built from: for ``mean_knn`` it must be the *training* frames
-    (the graph the model was trained with; never the evaluated frames). Defaults to ``cs``.
+    ``graph_set`` is the set the graph is built from (:func:`eval_adjacency`): for an in-distribution set the
+    *training* frames (the graph the model was trained with; never the evaluated frames). Defaults to ``cs``.
     """
-    if attention == "global":
-        A = None
-    elif graph == "input_knn":
-        A = "input_knn"
-    else:
-        A = category_graph(graph_set if graph_set is not None else cs, graph)
+    A = None if attention == "global" else eval_adjacency(graph, graph_set if graph_set is not None else cs, trained)
     pred = predict(model, points2d, visible, A, device=device)
     ours, flat = score(pred, gt3d, visible), score(flat_guess(points2d), gt3d, visible)
     res = {"frames": int(len(points2d))}
@@ -111,47 +136,99 @@ def demo_dump(points2d, gt3d, pred, visible, category: str) -> dict:
 
 
 def evaluate_benchmark(model, model_ckpt: dict, splits: dict, *, protocols=("realistic", "so3_ortho"),
-                       graph: str | None = None, device="cpu", real2d: bool = True, keep_predictions: bool = False):
-    """Every category of ``splits`` under every protocol (plus the OOD cheetah's real DLC 2D when ``real2d``).
+                       graphs=("trained",), device="cpu", real2d: bool = True, keep_predictions: bool = False):
+    """Every set of ``splits`` under every view protocol and graph (plus the held-out cheetah's real DLC 2D, with
+    the trained graph, when ``real2d``).
 
-    Returns ``{"rows": [...], "mean": {...}, "predictions": {...}}``: one row per (category, protocol) with the
-    model and flat errors of :func:`evaluate_category`; ``mean`` = plain mean over in-distribution categories.
-    ``graph`` defaults to the one the checkpoint was trained with.
+    Returns ``{"rows": [...], "mean": {...}, "means": [...], "predictions": {...}}``: one row per (set, protocol,
+    graph) with the model and flat errors of :func:`evaluate_category` and the set's ``role``; ``means`` from
+    :func:`summarize`; ``mean[protocol]`` = the in-distribution mean with the trained graph.
     """
-    from .data import benchmark
+    from .data import benchmark, catalog
 
-    graph = graph or model_ckpt["train_config"]["graph"]
+    trained = model_ckpt["train_config"]["graph"]
     attention = model_ckpt["model_config"]["attention"]
     rows, preds = [], {}
     for c, sp in splits.items():
+        rec = catalog.record(c)
+        graph_set = sp.train if sp.train is not None else sp.test
         for proto in protocols:
             v = benchmark.test_views(sp, proto)
-            r = evaluate_category(model, sp.test, v.points2d, v.points3d, v.visible, graph=graph, device=device,
-                                  attention=attention, graph_set=sp.train)
-            pred = r.pop("_pred")
-            rows.append({"category": c, "protocol": proto, "ood": c in benchmark.OOD, "two_d": "synthetic"} | r)
-            if keep_predictions:
-                preds[(c, proto)] = demo_dump(v.points2d, v.points3d, pred, v.visible, c)
-    if real2d and any(c in benchmark.OOD for c in splits):
+            for g in graphs:
+                r = evaluate_category(model, sp.test, v.points2d, v.points3d, v.visible, graph=g, device=device,
+                                      attention=attention, graph_set=graph_set, trained=trained)
+                pred = r.pop("_pred")
+                rows.append({"category": c, "body": rec.category, "role": rec.role, "ood": rec.role != "train",
+                             "protocol": proto, "graph": g, "two_d": "synthetic"} | r)
+                if keep_predictions and g == graphs[0]:
+                    preds[(c, proto)] = demo_dump(v.points2d, v.points3d, pred, v.visible, c)
+    if real2d and "cheetah" in splits:
         cs = benchmark.real2d_test()
         # real DLC pixels: image y points down; turn it up like the synthetic views, centre per view
         p2 = cs.points2d * np.array([1.0, -1.0], np.float32)
         gt = cs.points3d * np.array([1.0, -1.0, 1.0], np.float32)  # camera frame with y up, to match
         w = cs.visible[..., None]
         gt = np.where(w, gt - (gt * w).sum(1, keepdims=True) / w.sum(1, keepdims=True), 0.0)
-        r = evaluate_category(model, cs, p2, gt, cs.visible, graph=graph, device=device, attention=attention)
+        r = evaluate_category(model, cs, p2, gt, cs.visible, graph="trained", device=device, attention=attention,
+                              trained=trained)
         pred = r.pop("_pred")
-        rows.append({"category": "cheetah", "protocol": "real_dlc_2d", "ood": True, "two_d": "DeepLabCut"} | r)
+        rows.append({"category": "cheetah", "body": "cheetah", "role": "ood", "ood": True, "protocol": "real_dlc_2d",
+                     "graph": "trained", "two_d": "DeepLabCut"} | r)
         if keep_predictions:
             preds[("cheetah", "real_dlc_2d")] = demo_dump(p2, gt, pred, cs.visible, "cheetah")
-    mean = {}
-    for proto in {r["protocol"] for r in rows}:
-        ind = [r for r in rows if r["protocol"] == proto and not r["ood"]]
-        if ind:
-            mean[proto] = {k: float(np.mean([r[k] for r in ind])) for k in
-                           ("model_det", "model_refl", "flat_det", "flat_refl", "ratio_det", "ratio_refl")}
-            mean[proto]["max_ratio_refl"] = float(max(r["ratio_refl"] for r in ind))
-    return {"rows": rows, "mean": mean, "predictions": preds}
+    means = summarize(rows)
+    mean = {m["protocol"]: {k: v for k, v in m.items() if k not in ("protocol", "role", "graph")}
+            for m in means if m["role"] == "train" and m["graph"] == "trained"}
+    return {"rows": rows, "mean": mean, "means": means, "predictions": preds}
+
+
+METRICS = ("model_det", "model_refl", "flat_det", "flat_refl", "ratio_det", "ratio_refl")
+
+
+def summarize(rows: list[dict]) -> list[dict]:
+    """Plain means over the sets of each (role, protocol, graph), with the worst set's ratio and the set count.
+    Synthetic-2D rows only for held-out roles' means (the real-2D cheetah row stands alone)."""
+    out = []
+    keys = sorted({(r["role"], r["protocol"], r["graph"]) for r in rows})
+    for role, proto, g in keys:
+        sel = [r for r in rows if (r["role"], r["protocol"], r["graph"]) == (role, proto, g)]
+        m = {k: float(np.mean([r[k] for r in sel])) for k in METRICS}
+        out.append({"role": role, "protocol": proto, "graph": g, "sets": len(sel),
+                    "max_ratio_refl": float(max(r["ratio_refl"] for r in sel)),
+                    "worst_set": max(sel, key=lambda r: r["ratio_refl"])["category"]} | m)
+    return out
+
+
+def write_evaluation(path, res: dict, ck: dict, checkpoint, *, extra: dict | None = None):
+    """The evaluation JSON (with its protocol, split rules, configs, seed and versions) and a per-row CSV beside
+    it (``<stem>_rows.csv``); the one writer of ``lfm evaluate`` and ``03_evaluate``."""
+    import csv
+    import io
+    from pathlib import Path
+
+    from . import paths
+    from .data import benchmark
+    from .results import atomic_write_text, provenance, write_json
+
+    path = Path(path)
+    ckp = Path(checkpoint)
+    try:
+        shown = str(ckp.resolve().relative_to(paths.root()))
+    except ValueError:
+        shown = str(ckp)
+    body = {"protocol": PROTOCOL, "benchmark": benchmark.VERSION, "split_rules": benchmark.SPLIT_RULES,
+            "test_protocols": benchmark.PROTOCOLS, "checkpoint": shown, "train_config": ck["train_config"],
+            "model_config": ck["model_config"], "seed": ck["train_config"]["seed"], "rows": res["rows"],
+            "mean": res["mean"], "means": res["means"], "peers": PEERS, "paper": PAPER_CHEETAH,
+            "provenance": provenance()} | (extra or {})
+    write_json(path, body)
+    buf = io.StringIO()
+    cols = list(dict.fromkeys(k for r in res["rows"] for k in r))
+    w = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
+    w.writeheader()
+    w.writerows(res["rows"])
+    atomic_write_text(path.with_name(path.stem + "_rows.csv"), buf.getvalue())
+    return path
 
 
 # Peers measured on the same open data (../shared/reference/calibration.md), PA-MPJPE / RMS radius. Realistic

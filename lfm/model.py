@@ -23,7 +23,9 @@ Decisions the paper leaves open (paper.md Sec. 9), each stated where it is made:
 * Padding: padded/invisible tokens are never keys, so they never change a valid token's output; each token
   always sees itself, so no attention row is empty (no NaN for an all-masked sample).
 * Decoder: LN -> Linear(D, D) -> GeLU -> Linear(D, 3). ``xy_residual=True`` adds the normalised (x, y, 0) to
-  the output (a lever from calibration.md; off by default, as in the paper).
+  the output (a lever from calibration.md; on in the shipped models, off in the paper).
+* ``pe_every_layer=True`` adds a (zero-initialised) linear projection of the positional encoding before every
+  layer (2D-LFM, CVPR 2026, reports this as its largest lever); off = the paper's input-only TPE.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from torch import nn
 from .config import ATTENTIONS, POSITIONALS, ModelConfig
 from .geometry import normalize_2d
 
-__all__ = ["LFM", "TPE", "HybridLayer", "model_flops", "ATTENTIONS", "POSITIONALS"]
+__all__ = ["LFM", "TPE", "HybridLayer", "model_flops"]
 
 class TPE(nn.Module):
     """Analytical token positional encoding: fixed random Fourier features of the 2D coordinates (Eq. 4)."""
@@ -112,6 +114,13 @@ class LFM(nn.Module):
             self.embed = nn.Sequential(nn.Linear(2, D), nn.GELU(), nn.Linear(D, D))
         self.layers = nn.ModuleList(HybridLayer(D, cfg.n_heads, cfg.attention, cfg.mlp_ratio, cfg.dropout)
                                     for _ in range(cfg.n_layers))
+        # positional encoding injected before every layer (2D-LFM's lever): a zero-initialised projection per
+        # layer, so training starts from the paper's input-only encoding
+        self.pe_proj = nn.ModuleList(nn.Linear(D, D) for _ in range(cfg.n_layers)) if cfg.pe_every_layer else None
+        if self.pe_proj is not None:
+            for lin in self.pe_proj:
+                nn.init.zeros_(lin.weight)
+                nn.init.zeros_(lin.bias)
         self.decoder = nn.Sequential(nn.LayerNorm(D), nn.Linear(D, D), nn.GELU(), nn.Linear(D, 3))
 
     @classmethod
@@ -130,8 +139,11 @@ class LFM(nn.Module):
         norm = normalize_2d(points2d, valid)
         x2d = norm.points  # (B, N, 2), hidden points set to 0 (W_m = W * M)
         masks = _attention_masks(valid, adjacency if self.attention != "global" else None)
-        x = self.embed(x2d)  # (B, N, D)
-        for layer in self.layers:
+        pe = self.embed(x2d)  # (B, N, D)
+        x = pe
+        for i, layer in enumerate(self.layers):
+            if self.pe_proj is not None:
+                x = x + self.pe_proj[i](pe)
             x = layer(x, masks)
         out = self.decoder(x).float()  # (B, N, 3)
         if self.xy_residual:
@@ -180,28 +192,22 @@ def _attention_masks(valid: torch.Tensor, adjacency: torch.Tensor | None) -> dic
     return masks
 
 
-def model_flops(
-    d_model: int,
-    n_layers: int,
-    n_points: int,
-    *,
-    attention: str = "hybrid",
-    positional: str = "tpe",
-    mlp_ratio: int = 4,
-) -> int:
-    """Forward FLOPs of one sample (matmuls and attention, 2 FLOPs per multiply-add), as :class:`LFM` computes them.
+def model_flops(cfg: ModelConfig, n_points: int) -> int:
+    """Forward FLOPs of one sample of ``n_points`` tokens (matmuls and attention, 2 FLOPs per multiply-add), as
+    :class:`LFM` built from ``cfg`` computes them.
 
     Attention is dense (masked SDPA computes all N x N scores), so its cost is 4 N^2 D per branch whatever the
     graph. A training step (forward + backward) costs about 3x this.
     """
-    D, N = d_model, n_points
-    nb = 2 if attention == "hybrid" else 1
-    embed = 2 * N * 2 * (D // 2) if positional == "tpe" else 2 * N * 2 * D + 2 * N * D * D
+    D, N, r = cfg.d_model, n_points, cfg.mlp_ratio
+    nb = 2 if cfg.attention == "hybrid" else 1
+    embed = 2 * N * 2 * (D // 2) if cfg.positional == "tpe" else 2 * N * 2 * D + 2 * N * D * D
     per_layer = (
         2 * N * D * 3 * D * nb  # qkv
         + nb * 4 * N * N * D  # QK^T and AV per branch
         + 2 * N * nb * D * D  # output projection of the concat
-        + 2 * 2 * N * D * mlp_ratio * D  # MLP
+        + 2 * 2 * N * D * r * D  # MLP
+        + (2 * N * D * D if cfg.pe_every_layer else 0)  # the layer's projection of the positional encoding
     )
     decoder = 2 * N * D * D + 2 * N * D * 3
-    return embed + n_layers * per_layer + decoder
+    return embed + cfg.n_layers * per_layer + decoder

@@ -1,15 +1,20 @@
-"""Training of one LFM over all in-distribution categories of the open benchmark, resumable.
+"""Training of one LFM over the in-distribution sets of the open benchmark, resumable.
 
 ``train(model_cfg, train_cfg, out_dir)`` writes ``out_dir/last.pt`` (every epoch, atomically) and
-``out_dir/best.pt`` (best validation), each holding the model, the optimiser, the scheduler, the sampler's and
+``out_dir/best.pt`` (best validation), each holding the model, the optimiser, the scheduler, the samplers' and
 torch's RNG states, the resolved configs, the metrics history, data hashes and versions. With ``resume=True``
 (default) an existing ``last.pt`` is continued exactly: a killed run resumed from its last checkpoint ends with
 the same metrics as an uninterrupted run with the same seed (tested).
 
-One step: a batch of frame indices from :class:`lfm.data.dataset.BatchSampler`, fresh random views
-(``train_camera`` / ``train_projection``; a fraction ``so3_fraction`` of steps uses SO(3) orthographic views),
-the model's 3D, and the Procrustes-aligned MSE against the unit-radius camera-frame 3D. On CUDA the forward
-runs under bf16 autocast; the alignment and the loss stay in float32.
+The parts, each usable alone (``bench/bench_train.py`` times :func:`train_step`):
+
+* :func:`setup` builds data, samplers, model, optimiser and scheduler (a :class:`Run`);
+* :func:`resume` continues a run from its ``last.pt``;
+* :func:`draw_batch` draws one training batch: frame indices from the sampler (or, with probability
+  ``procedural``, from the procedural bodies), fresh random views, pose / rig / graph augmentation;
+* :func:`train_step` is one optimiser step: the model's 3D and the Procrustes-aligned MSE against the unit-radius
+  camera-frame 3D (bf16 autocast on CUDA and, with ``precision='bfloat16'``, on CPU; alignment and loss in float32);
+* :func:`end_epoch` validates, steps the scheduler, checkpoints and logs.
 """
 
 from __future__ import annotations
@@ -18,23 +23,33 @@ import dataclasses
 import hashlib
 import math
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from . import checkpoint as ckpt
-from .results import provenance, write_json
-from .checkpoint import CheckpointError
-from .env import resolve_device
+from . import paths
 from .config import ModelConfig, TrainConfig
 from .data import benchmark
-from .data.dataset import BatchSampler, FrameDataset
+from .data.dataset import Batch, BatchSampler, FrameDataset
+from .env import resolve_device
 from .evaluate import evaluate_category
 from .losses import procrustes_mse
 from .model import LFM
+from .results import provenance, write_json
 
-__all__ = ["train", "validation_views"]
+__all__ = ["train", "setup", "resume", "draw_batch", "train_step", "end_epoch", "Run", "validation_views",
+           "resolve_path", "export_run", "BUDGET_FIELDS"]
+
+BUDGET_FIELDS = ("max_minutes", "max_epochs", "threads", "device")  # may change when a run is continued
+
+
+def resolve_path(p) -> Path:
+    """A relative path in a recipe (``init_from``) is relative to the repository root, never to the cwd."""
+    p = Path(p).expanduser()
+    return p if p.is_absolute() else paths.root() / p
 
 
 def _hash_sets(sets) -> str:
@@ -48,7 +63,7 @@ def _hash_sets(sets) -> str:
 
 
 def validation_views(splits: dict, max_frames: int) -> dict:
-    """Fixed, seeded validation inputs (realistic protocol) of each category: at most ``max_frames`` frames."""
+    """Fixed, seeded validation inputs (realistic protocol) of each set: at most ``max_frames`` frames."""
     from .data.views import synthesize_views
 
     out = {}
@@ -64,20 +79,170 @@ def validation_views(splits: dict, max_frames: int) -> dict:
     return out
 
 
-def _validate(model, val: dict, cfg: TrainConfig, mcfg: ModelConfig, device, train_sets: dict) -> dict:
+def _plain_cfg(cfg) -> dict:
+    d = dataclasses.asdict(cfg)
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+
+@dataclass
+class Run:
+    """Everything one training run holds between steps."""
+
+    model_cfg: ModelConfig
+    cfg: TrainConfig
+    out_dir: Path
+    device: torch.device
+    model: LFM
+    opt: torch.optim.Optimizer
+    sched: object
+    ds: FrameDataset
+    sampler: BatchSampler
+    val: dict
+    train_sets: dict
+    view_rng: np.random.Generator
+    data_hash: str
+    proc_ds: FrameDataset | None = None
+    proc_sampler: BatchSampler | None = None
+    state: dict = field(default_factory=lambda: {"epoch": 0, "step": 0, "history": [], "best": math.inf,
+                                                 "best_epoch": 0, "elapsed_s": 0.0, "stopped": None})
+
+    @property
+    def amp(self) -> bool:
+        if self.cfg.precision == "auto":
+            return self.device.type == "cuda"
+        return self.cfg.precision == "bfloat16"
+
+
+def setup(model_cfg: ModelConfig, cfg: TrainConfig, out_dir, *, splits: dict | None = None) -> Run:
+    """Data (splits, frame dataset, samplers, validation views), model, optimiser and scheduler of a new run."""
+    device = resolve_device(cfg.device)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    names = cfg.train_sets
+    if splits is None:
+        splits = {c: benchmark.split_category(c, train_stride=cfg.train_stride) for c in names}
+    train_sets = {c: splits[c].train for c in names}
+    ds = FrameDataset(train_sets, graph=cfg.graph)
+    sampler = BatchSampler(ds, cfg.batch_size, balance=cfg.balance, bucket=cfg.bucket, seed=cfg.seed)
+    proc_ds = proc_sampler = None
+    if cfg.procedural > 0:
+        from .data.procedural import generate
+
+        bodies = generate(cfg.procedural_bodies, 50, seed=cfg.seed)
+        proc_ds = FrameDataset({b.rig: b for b in bodies}, graph=cfg.graph)
+        proc_sampler = BatchSampler(proc_ds, cfg.batch_size, balance="category", bucket=True, seed=cfg.seed + 7)
+    model = LFM(model_cfg).to(device)
+    if cfg.init_from:
+        src = ckpt.load(resolve_path(cfg.init_from), map_location=device)
+        missing, unexpected = model.load_state_dict(src["model"], strict=False)
+        if unexpected or any(not k.startswith("pe_proj.") for k in missing):
+            raise ckpt.CheckpointError(f"init_from {cfg.init_from}: its weights do not fit this model (missing "
+                                       f"{missing}, unexpected {unexpected}); use a checkpoint of the same "
+                                       "architecture.")
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=cfg.plateau_factor,
+                                                       patience=cfg.plateau_patience)
+    val = validation_views({c: splits[c] for c in names}, cfg.val_frames)
+    return Run(model_cfg, cfg, Path(out_dir), device, model, opt, sched, ds, sampler, val, train_sets,
+               np.random.default_rng(cfg.seed + 1), _hash_sets(train_sets), proc_ds, proc_sampler)
+
+
+def _state_dict(run: Run) -> dict:
+    return {"model": run.model.state_dict(), "optimizer": run.opt.state_dict(), "scheduler": run.sched.state_dict(),
+            "sampler": run.sampler.state_dict(),
+            "proc_sampler": None if run.proc_sampler is None else run.proc_sampler.state_dict(),
+            "view_rng": run.view_rng.bit_generator.state, "torch_rng": torch.get_rng_state(), "state": run.state,
+            "model_config": dataclasses.asdict(run.model_cfg), "train_config": _plain_cfg(run.cfg),
+            "data_hash": run.data_hash, "benchmark": benchmark.VERSION, "provenance": provenance(run.device.type)}
+
+
+def resume(run: Run, path) -> bool:
+    """Continue ``run`` from the training checkpoint ``path`` if it exists (same settings, else
+    :class:`lfm.checkpoint.CheckpointError`). Returns whether it resumed."""
+    path = Path(path)
+    if not path.exists():
+        return False
+    ck = ckpt.load(path, map_location=run.device)
+    defaults = _plain_cfg(TrainConfig())  # fields added after the checkpoint was written keep their default
+    stored = {**defaults, **ck["train_config"]}
+    ck["model_config"] = {**dataclasses.asdict(ModelConfig()), **ck["model_config"]}  # likewise
+    ckpt.verify({**ck, "train_config": stored}, dataclasses.asdict(run.model_cfg), _plain_cfg(run.cfg), path=path,
+                ignore=BUDGET_FIELDS)
+    run.model.load_state_dict(ck["model"])
+    run.opt.load_state_dict(ck["optimizer"])
+    run.sched.load_state_dict(ck["scheduler"])
+    run.sampler.load_state_dict(ck["sampler"])
+    if run.proc_sampler is not None and ck.get("proc_sampler") is not None:
+        run.proc_sampler.load_state_dict(ck["proc_sampler"])
+    run.view_rng.bit_generator.state = ck["view_rng"]
+    torch.set_rng_state(ck["torch_rng"])
+    run.state = ck["state"]
+    if run.state["stopped"] in ("max_minutes", "max_epochs"):  # a larger budget continues the run
+        run.state["stopped"] = None
+    return True
+
+
+def draw_batch(run: Run) -> Batch:
+    """One training batch (see the module docstring), on the run's device."""
+    cfg, rng = run.cfg, run.view_rng
+    so3 = cfg.so3_fraction > 0 and rng.random() < cfg.so3_fraction
+    kw = ({"camera": "so3", "projection": "orthographic"} if so3 else
+          {"camera": cfg.train_camera, "projection": cfg.train_projection})
+    use_proc = run.proc_ds is not None and rng.random() < cfg.procedural
+    ds, sampler = (run.proc_ds, run.proc_sampler) if use_proc else (run.ds, run.sampler)
+    b = ds.batch(sampler.next(), seed=int(rng.integers(2**63)), noise=cfg.noise, p_joint=cfg.p_joint,
+                 mirror=cfg.mirror, bend=cfg.bend, rig_aug=cfg.rig_aug, edge_drop=cfg.edge_drop, **kw)
+    return b.to(run.device)
+
+
+def train_step(model, opt, batch: Batch, *, allow_reflection: bool = False, procrustes: bool = True,
+               amp: bool = False) -> float:
+    """One optimiser step on ``batch``; returns the loss. ``amp``: bf16 autocast of the model's forward."""
+    with torch.autocast(batch.points2d.device.type, dtype=torch.bfloat16, enabled=amp):
+        pred = model(batch.points2d, batch.mask, batch.adjacency)
+    loss = procrustes_mse(pred.float(), batch.target, batch.mask, allow_reflection=allow_reflection,
+                          align=procrustes)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return loss.item()
+
+
+def _validate(run: Run) -> dict:
     per = {}
-    for c, (cs, v) in val.items():
-        r = evaluate_category(model, cs, v.points2d, v.points3d, v.visible, graph=cfg.graph, device=device,
-                              attention=mcfg.attention, graph_set=train_sets[c])
+    for c, (cs, v) in run.val.items():
+        r = evaluate_category(run.model, cs, v.points2d, v.points3d, v.visible, graph="trained", trained=run.cfg.graph,
+                              device=run.device, attention=run.model_cfg.attention, graph_set=run.train_sets[c])
         per[c] = {k: r[k] for k in ("model_det", "model_refl", "ratio_det", "ratio_refl")}
-    mean = {k: float(np.mean([p[k] for p in per.values()])) for k in ("model_det", "model_refl", "ratio_det", "ratio_refl")}
-    return {"mean": mean, "per_category": per}
+    keys = ("model_det", "model_refl", "ratio_det", "ratio_refl")
+    return {"mean": {k: float(np.mean([p[k] for p in per.values()])) for k in keys}, "per_category": per}
 
 
-def _epoch_line(epoch, loss, val, lr, elapsed):
-    return (f"epoch {epoch:4d}  loss {loss:.4f}  val PA/rms det {val['mean']['model_det']:.4f} "
-            f"refl {val['mean']['model_refl']:.4f}  (x flat {val['mean']['ratio_refl']:.3f})  lr {lr:.1e}  "
-            f"{elapsed / 60:.1f} min")
+def end_epoch(run: Run, losses: list[float], t0: float, log=print) -> None:
+    """Validate, step the scheduler, update the history, checkpoint (``best.pt`` when improved, ``last.pt``)."""
+    st, cfg = run.state, run.cfg
+    st["epoch"] += 1
+    v = _validate(run)
+    metric = v["mean"]["model_refl"]
+    run.sched.step(metric)
+    st["elapsed_s"] = elapsed = time.time() - t0
+    lr = run.opt.param_groups[0]["lr"]
+    st["history"].append({"epoch": st["epoch"], "step": st["step"], "loss": float(np.mean(losses)),
+                          "val": v["mean"], "lr": lr, "elapsed_s": elapsed})
+    improved = metric < st["best"]
+    if improved:
+        st["best"], st["best_epoch"] = metric, st["epoch"]
+    if st["epoch"] - st["best_epoch"] >= cfg.early_stop:
+        st["stopped"] = "early_stop"
+    elif cfg.max_minutes and elapsed >= 60 * cfg.max_minutes:
+        st["stopped"] = "max_minutes"
+    state = _state_dict(run) | {"val_per_category": v["per_category"]}
+    if improved:
+        ckpt.save(run.out_dir / "best.pt", state)
+    ckpt.save(run.out_dir / "last.pt", state)
+    log(f"epoch {st['epoch']:4d}  loss {np.mean(losses):.4f}  val PA/rms det {v['mean']['model_det']:.4f} "
+        f"refl {metric:.4f}  (x flat {v['mean']['ratio_refl']:.3f})  lr {lr:.1e}  {elapsed / 60:.1f} min")
 
 
 def train(model_cfg: ModelConfig, cfg: TrainConfig, out_dir, *, resume: bool = True, progress: bool = True,
@@ -85,119 +250,150 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, out_dir, *, resume: bool = T
     """Train (or continue) a model; returns the final summary (also in ``out_dir/summary.json``)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    device = resolve_device(cfg.device)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    torch.manual_seed(cfg.seed)
-    if splits is None:
-        splits = {c: benchmark.split_category(c, train_stride=cfg.train_stride) for c in cfg.train_sets}
-    train_sets = {c: splits[c].train for c in cfg.train_sets}
-    ds = FrameDataset(train_sets, graph=cfg.graph)
-    sampler = BatchSampler(ds, cfg.batch_size, balance=cfg.balance, bucket=cfg.bucket, seed=cfg.seed)
-    val = validation_views({c: splits[c] for c in cfg.train_sets}, cfg.val_frames)
-    model = LFM.from_config(model_cfg).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=cfg.plateau_factor,
-                                                       patience=cfg.plateau_patience)
-    if cfg.init_from:
-        model.load_state_dict(ckpt.load(cfg.init_from, map_location=device)["model"])
-    view_rng = np.random.default_rng(cfg.seed + 1)
-    state = {"epoch": 0, "step": 0, "history": [], "best": math.inf, "best_epoch": 0, "elapsed_s": 0.0,
-             "stopped": None}
-    last = out_dir / "last.pt"
-    if resume and last.exists():
-        ck = ckpt.load(last, map_location=device)
-        budget = ("max_minutes", "max_epochs", "threads", "device")  # may change between sessions
-        same = {k: v for k, v in ck["train_config"].items() if k not in budget} == \
-            {k: v for k, v in _plain_cfg(cfg).items() if k not in budget}
-        if ck["model_config"] != dataclasses.asdict(model_cfg) or not same:
-            raise CheckpointError(f"{last} was written with other settings; resume with the same parameters, "
-                                  f"or choose another output folder (or delete {last} to start over).")
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optimizer"])
-        sched.load_state_dict(ck["scheduler"])
-        sampler.load_state_dict(ck["sampler"])
-        view_rng.bit_generator.state = ck["view_rng"]
-        torch.set_rng_state(ck["torch_rng"])
-        state = ck["state"]
-        if state["stopped"] in ("max_minutes", "max_epochs"):  # a larger budget continues the run
-            state["stopped"] = None
-        log(f"resumed {last} at epoch {state['epoch']} (step {state['step']})")
-    data_hash = _hash_sets(train_sets)
-    amp = device.type == "cuda"
-    t0 = time.time() - state["elapsed_s"]
+    run = setup(model_cfg, cfg, out_dir, splits=splits)
+    if resume and _resume(run, out_dir / "last.pt"):
+        log(f"resumed {out_dir / 'last.pt'} at epoch {run.state['epoch']} (step {run.state['step']})")
+    st = run.state
+    t0 = time.time() - st["elapsed_s"]
     bar = None
     if progress:
         from tqdm import tqdm
 
         bar = tqdm(total=cfg.epoch_steps, leave=False, mininterval=2.0)
-    while state["stopped"] is None:
-        if state["epoch"] >= cfg.max_epochs:
-            state["stopped"] = "max_epochs"
+    while st["stopped"] is None:
+        if st["epoch"] >= cfg.max_epochs:
+            st["stopped"] = "max_epochs"
+        elif cfg.max_minutes and st["elapsed_s"] >= 60 * cfg.max_minutes:
+            st["stopped"] = "max_minutes"
+        if st["stopped"]:
             break
-        if cfg.max_minutes and state["elapsed_s"] >= 60 * cfg.max_minutes:
-            state["stopped"] = "max_minutes"
-            break
-        model.train()
+        run.model.train()
         losses = []
         if bar is not None:
             bar.reset(total=cfg.epoch_steps)
-            bar.set_description(f"epoch {state['epoch'] + 1}")
+            bar.set_description(f"epoch {st['epoch'] + 1}")
         for _ in range(cfg.epoch_steps):
-            idx = sampler.next()
-            so3 = cfg.so3_fraction > 0 and view_rng.random() < cfg.so3_fraction
-            kw = ({"camera": "so3", "projection": "orthographic"} if so3 else
-                  {"camera": cfg.train_camera, "projection": cfg.train_projection})
-            b = ds.batch(idx, seed=int(view_rng.integers(2**63)), noise=cfg.noise, p_joint=cfg.p_joint,
-                         mirror=cfg.mirror, bend=cfg.bend, **kw).to(device)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-                pred = model(b.points2d, b.mask, b.adjacency)
-            loss = procrustes_mse(pred.float(), b.target, b.mask, allow_reflection=cfg.allow_reflection,
-                                  align=cfg.procrustes)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            losses.append(loss.item())
-            state["step"] += 1
+            losses.append(train_step(run.model, run.opt, draw_batch(run), allow_reflection=cfg.allow_reflection,
+                                     procrustes=cfg.procrustes, amp=run.amp))
+            st["step"] += 1
             if bar is not None:
                 bar.update()
-                if state["step"] % 20 == 0:
+                if st["step"] % 20 == 0:
                     bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}")
-        state["epoch"] += 1
-        v = _validate(model, val, cfg, model_cfg, device, train_sets)
-        metric = v["mean"]["model_refl"]
-        sched.step(metric)
-        elapsed = time.time() - t0
-        state["elapsed_s"] = elapsed
-        lr = opt.param_groups[0]["lr"]
-        state["history"].append({"epoch": state["epoch"], "step": state["step"], "loss": float(np.mean(losses)),
-                                 "val": v["mean"], "lr": lr, "elapsed_s": elapsed})
-        improved = metric < state["best"]
-        if improved:
-            state["best"], state["best_epoch"] = metric, state["epoch"]
-        if state["epoch"] - state["best_epoch"] >= cfg.early_stop:
-            state["stopped"] = "early_stop"
-        elif cfg.max_minutes and elapsed >= 60 * cfg.max_minutes:
-            state["stopped"] = "max_minutes"
-        ck = {"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-              "sampler": sampler.state_dict(), "view_rng": view_rng.bit_generator.state,
-              "torch_rng": torch.get_rng_state(), "state": state, "model_config": dataclasses.asdict(model_cfg),
-              "train_config": _plain_cfg(cfg), "val_per_category": v["per_category"], "data_hash": data_hash,
-              "benchmark": benchmark.VERSION, "provenance": provenance(device.type)}
-        if improved:
-            ckpt.save(out_dir / "best.pt", ck)
-        ckpt.save(last, ck)
-        log(_epoch_line(state["epoch"], float(np.mean(losses)), v, lr, elapsed))
+        end_epoch(run, losses, t0, log)
     if bar is not None:
         bar.close()
-    summary = {"stopped": state["stopped"], "epochs": state["epoch"], "steps": state["step"],
-               "best_val_refl": state["best"], "best_epoch": state["best_epoch"], "elapsed_s": state["elapsed_s"],
-               "history": state["history"], "model_config": dataclasses.asdict(model_cfg),
-               "train_config": _plain_cfg(cfg), "data_hash": data_hash, "provenance": provenance(device.type)}
+    summary = {"stopped": st["stopped"], "epochs": st["epoch"], "steps": st["step"], "best_val_refl": st["best"],
+               "best_epoch": st["best_epoch"], "elapsed_s": st["elapsed_s"], "history": st["history"],
+               "model_config": dataclasses.asdict(model_cfg), "train_config": _plain_cfg(cfg),
+               "data_hash": run.data_hash, "provenance": provenance(run.device.type)}
     write_json(out_dir / "summary.json", summary)
     return summary
 
 
-def _plain_cfg(cfg) -> dict:
-    d = dataclasses.asdict(cfg)
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+_resume = resume  # ``train``'s keyword ``resume`` shadows the function inside it
+
+
+def export_run(src, dst, *, evaluation: dict | None = None) -> Path:
+    """:func:`lfm.checkpoint.export` of a run's checkpoint with the rigs and licences of the category table: every
+    benchmark set (trained on or held out), so ``lfm.lift(rig=...)`` knows them."""
+    from .data import catalog
+
+    ck = ckpt.load(src)
+    trained = set(ck["train_config"]["categories"])
+    if "all" in trained:
+        trained = set(benchmark.CATEGORIES)
+    rigs, licences = {}, {}
+    for name in benchmark.CATEGORIES + benchmark.HELD_OUT:
+        cs = catalog.load(name)
+        rigs[cs.rig] = {"keypoints": cs.n_keypoints, "edges": cs.edges.tolist(), "category": name,
+                        "edges_rule": cs.edges_rule, "trained_on": name in trained}
+        licences[name] = cs.licence
+    return ckpt.export(src, dst, rigs=rigs, licences=licences, evaluation=evaluation)
+
+
+# ------------------------------------------------------------------------------------------------------ recipes
+# A recipe file (params/train_*.yaml) is the one description of how a shipped checkpoint was made:
+#
+#   name: lfm_open_v2            # the exported file's stem
+#   stages:                      # trained in order; each stage is resumable on its own
+#     - name: stage1
+#       model: {d_model: 64, ...}          # ModelConfig fields (a later stage inherits the previous model)
+#       train: {max_minutes: 60, ...}      # TrainConfig fields
+#     - name: stage2
+#       init_from: stage1                  # start from the best weights of an earlier stage
+#       train: {bend: 0.5, ...}
+#
+# ``run_recipe`` trains the stages into ``out_dir/<stage>/`` and exports ``out_dir/<name>.pt`` from the last stage's
+# best epoch. ``overrides`` (e.g. a smoke budget) replace TrainConfig fields of every stage.
+
+RECIPE_KEYS = {"name", "stages"}
+STAGE_KEYS = {"name", "model", "train", "init_from"}
+
+
+def read_recipe(path) -> dict:
+    """Read and check a recipe file; errors name the file, the key and the fix."""
+    import yaml
+
+    from .config import ConfigError
+
+    path = resolve_path(path) if not Path(path).exists() else Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"recipe {path} does not exist; see params/train_*.yaml for the shipped recipes.") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"recipe {path} is not valid YAML ({e}).") from None
+    if not isinstance(data, dict) or set(data) - RECIPE_KEYS or not data.get("stages"):
+        raise ConfigError(f"recipe {path} must hold 'name:' and a non-empty 'stages:' list; found "
+                          f"{sorted(data) if isinstance(data, dict) else type(data).__name__}.")
+    names = []
+    for i, st in enumerate(data["stages"]):
+        where = f"recipe {path}, stage {i + 1}"
+        if not isinstance(st, dict) or set(st) - STAGE_KEYS or "name" not in st:
+            raise ConfigError(f"{where}: a stage holds 'name', 'model', 'train' and optionally 'init_from'; found "
+                              f"{sorted(st) if isinstance(st, dict) else type(st).__name__}.")
+        if st.get("init_from") and st["init_from"] not in names:
+            raise ConfigError(f"{where}: init_from {st['init_from']!r} is not an earlier stage ({names}).")
+        for key, cls in (("model", ModelConfig), ("train", TrainConfig)):
+            unknown = set(st.get(key) or {}) - {f.name for f in dataclasses.fields(cls)}
+            if unknown:
+                raise ConfigError(f"{where}: unknown {key} field(s) {sorted(unknown)}; known: "
+                                  f"{[f.name for f in dataclasses.fields(cls)]}.")
+        if "init_from" in (st.get("train") or {}):
+            raise ConfigError(f"{where}: set init_from on the stage (a stage name), not in train:.")
+        names.append(st["name"])
+    return data | {"path": str(path)}
+
+
+def recipe_configs(recipe: dict, out_dir, overrides: dict | None = None) -> list[tuple[str, ModelConfig, TrainConfig]]:
+    """The resolved (stage name, model config, train config) of every stage."""
+    from .config import from_params
+
+    out, model_kw = [], {}
+    for st in recipe["stages"]:
+        model_kw = {**model_kw, **(st.get("model") or {})}
+        train_kw = {**(st.get("train") or {}), **(overrides or {})}
+        if st.get("init_from"):
+            train_kw["init_from"] = str(Path(out_dir) / st["init_from"] / "best.pt")
+        out.append((st["name"], from_params(model_kw, ModelConfig), from_params(train_kw, TrainConfig)))
+    return out
+
+
+def run_recipe(path, out_dir, *, overrides: dict | None = None, progress: bool = True, log=print) -> Path:
+    """Train every stage of a recipe (resuming finished or interrupted stages) and export the result; returns the
+    exported checkpoint ``out_dir/<name>.pt``."""
+    recipe = read_recipe(path)
+    out_dir = Path(out_dir)
+    summaries = {}
+    for name, mcfg, tcfg in recipe_configs(recipe, out_dir, overrides):
+        log(f"recipe {recipe['name']}: stage {name} -> {out_dir / name}")
+        summaries[name] = train(mcfg, tcfg, out_dir / name, progress=progress, log=log)
+    last = recipe["stages"][-1]["name"]
+    dst = export_run(out_dir / last / "best.pt", out_dir / f"{recipe['name']}.pt")
+    write_json(out_dir / "recipe_summary.json", {
+        "recipe": recipe, "stages": {k: {x: v[x] for x in ("stopped", "epochs", "steps", "best_val_refl",
+                                                             "best_epoch", "elapsed_s", "history", "train_config",
+                                                             "model_config")} for k, v in summaries.items()},
+        "exported": str(dst), "overrides": overrides or {}, "provenance": provenance()})
+    return dst

@@ -133,13 +133,15 @@ def test_mlp_positional_is_learned():
 
 @pytest.mark.parametrize("attention", ["hybrid", "global", "local"])
 @pytest.mark.parametrize("positional", ["tpe", "mlp"])
-@pytest.mark.parametrize("d_model,N", [(64, 17), (32, 133)])
-def test_model_flops_matches_flop_counter(attention, positional, d_model, N):
-    model = LFM(ModelConfig(d_model=d_model, n_heads=4, n_layers=2, attention=attention, positional=positional)).eval()
+@pytest.mark.parametrize("d_model,N,pe_every_layer", [(64, 17, False), (32, 133, False), (32, 20, True)])
+def test_model_flops_matches_flop_counter(attention, positional, d_model, N, pe_every_layer):
+    cfg = ModelConfig(d_model=d_model, n_heads=4, n_layers=2, attention=attention, positional=positional,
+                      pe_every_layer=pe_every_layer)
+    model = LFM(cfg).eval()
     x, mask, adj = batch(B=2, N=N)
     with torch.no_grad(), sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as fc:
         model(x, mask, adj)
-    want = model_flops(d_model, 2, N, attention=attention, positional=positional)
+    want = model_flops(cfg, N)
     assert fc.get_total_flops() / 2 == want
 
 
@@ -213,3 +215,17 @@ def test_cuda_bf16_autocast_matches_float32():
     assert out.dtype == torch.float32
     rel = float((out - ref)[mask].norm() / ref[mask].norm())
     assert rel < 0.05, rel
+
+
+def test_pe_every_layer_starts_as_the_input_only_model_and_is_used():
+    """Zero-initialised projections: the same output as without them; after a weight change, a different one."""
+    torch.manual_seed(0)
+    base = LFM(ModelConfig(d_model=32, n_heads=4, n_layers=2)).eval()
+    torch.manual_seed(0)
+    every = LFM(ModelConfig(d_model=32, n_heads=4, n_layers=2, pe_every_layer=True)).eval()
+    every.load_state_dict(base.state_dict(), strict=False)
+    x, mask, adj = batch(B=2, N=9)
+    with torch.no_grad():
+        torch.testing.assert_close(every(x, mask, adj), base(x, mask, adj))
+        every.pe_proj[1].weight.normal_()
+        assert (every(x, mask, adj) - base(x, mask, adj)).abs().max() > 1e-3

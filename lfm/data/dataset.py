@@ -22,6 +22,7 @@ import torch
 
 from ..config import GRAPHS
 from ..graph import knn_adjacency
+from .augment import edges_to_matrix, graph_variant, rig_variant
 from .schema import CategorySet, knn_edges
 from .views import synthesize_views
 
@@ -96,9 +97,9 @@ class Batch:
                      self.adjacency.to(device), self.category, self.frame, self.slots)
 
 
-def category_graph(cs: CategorySet, graph: str = "skeleton", k: int = 3) -> np.ndarray:
-    """The fixed ``(N, N)`` bool adjacency of a category: its skeleton, or k-NN on its mean 3D shape."""
-    N = cs.n_keypoints
+def category_graph(cs: CategorySet, graph: str = "skeleton", k: int = 3) -> np.ndarray | None:
+    """The fixed ``(N, N)`` bool adjacency of a category: its skeleton, or k-NN on its mean 3D shape; ``None`` for
+    ``input_knn`` (built per 2D input at collation). No self-loops (the model adds them)."""
     if graph == "skeleton":
         edges = cs.edges
     elif graph == "mean_knn":
@@ -106,21 +107,18 @@ def category_graph(cs: CategorySet, graph: str = "skeleton", k: int = 3) -> np.n
         c = (cs.points3d * w).sum(1, keepdims=True) / np.maximum(w.sum(1, keepdims=True), 1)
         mean = ((cs.points3d - c) * w).sum(0) / np.maximum(w.sum(0), 1)
         edges = knn_edges(mean, k=k, valid=cs.visible.any(0))
-    elif graph == "input_knn":
-        return np.zeros((N, N), bool)  # built per input in collate
+    elif graph in ("input_knn", "mix"):
+        return None
     else:
         raise ValueError(f"graph={graph!r} is not one of {GRAPHS}.")
-    A = np.eye(N, dtype=bool)
-    if len(edges):
-        A[edges[:, 0], edges[:, 1]] = A[edges[:, 1], edges[:, 0]] = True
-    return A
+    return edges_to_matrix(edges, cs.n_keypoints)
 
 
-def collate(points2d, target, visible, adjacency, category, frame, *, input_knn: int = 0) -> Batch:
+def collate(points2d, target, visible, adjacency, category, frame, *, input_knn: int = 3) -> Batch:
     """Compact each sample to its visible keypoints and pad to the longest sample in the batch.
 
-    Args are lists (one entry per sample) of ``(N_i, 2)``, ``(N_i, 3)``, ``(N_i,)`` and ``(N_i, N_i)`` arrays.
-    ``input_knn > 0`` replaces the adjacency by k-NN on each 2D input.
+    Args are lists (one entry per sample) of ``(N_i, 2)``, ``(N_i, 3)``, ``(N_i,)`` and ``(N_i, N_i)`` arrays; an
+    adjacency of ``None`` means k = ``input_knn`` nearest neighbours of that sample's 2D input.
     """
     B = len(points2d)
     idx = [np.flatnonzero(v) for v in visible]
@@ -133,10 +131,14 @@ def collate(points2d, target, visible, adjacency, category, frame, *, input_knn:
     for b, i in enumerate(idx):
         n = len(i)
         p2[b, :n], tg[b, :n], m[b, :n], slots[b, :n] = points2d[b][i], target[b][i], True, i
-        A[b, :n, :n] = adjacency[b][np.ix_(i, i)]
-    A |= np.eye(L, dtype=bool)[None]
+        if adjacency[b] is not None:
+            A[b, :n, :n] = adjacency[b][np.ix_(i, i)]
     p2t, mt = torch.from_numpy(p2), torch.from_numpy(m)
-    At = knn_adjacency(p2t, mt, k=input_knn) if input_knn > 0 else torch.from_numpy(A)
+    At = torch.from_numpy(A)
+    per_input = np.array([a is None for a in adjacency])
+    if per_input.any():
+        knn = knn_adjacency(p2t[per_input], mt[per_input], k=input_knn)
+        At[torch.from_numpy(per_input)] = knn
     return Batch(p2t, torch.from_numpy(tg), mt, At, list(category), np.asarray(frame), slots)
 
 
@@ -144,6 +146,8 @@ class FrameDataset:
     """Frames of several categories with their fixed graphs; ``len`` = total frames."""
 
     def __init__(self, sets: dict[str, CategorySet], graph: str = "skeleton", knn_k: int = 3):
+        """``graph``: one of :data:`lfm.config.GRAPHS`; ``mix`` draws a graph per batch and category
+        (:func:`lfm.data.augment.graph_variant`)."""
         if graph not in GRAPHS:
             raise ValueError(f"graph={graph!r} is not one of {GRAPHS}.")
         self.sets = {c: s for c, s in sets.items() if s is not None and s.n_frames}
@@ -168,11 +172,14 @@ class FrameDataset:
         c = self.categories.index(category)
         return np.arange(self.offsets[c], self.offsets[c + 1])
 
-    def batch(self, indices, seed: int, mirror: float = 0.0, bend: float = 0.0, **view_kw) -> Batch:
+    def batch(self, indices, seed: int, mirror: float = 0.0, bend: float = 0.0, rig_aug: float = 0.0,
+              edge_drop: float = 0.0, **view_kw) -> Batch:
         """Views of the frames ``indices`` (fresh cameras from ``seed``; ``view_kw`` go to
         :func:`lfm.data.synthesize_views`), collated. ``mirror`` is the probability of mirroring a 3D frame
         left-right (x -> -x, the up axis y kept) before viewing it: a mirrored pose is another plausible pose.
-        ``bend`` is the probability of bending one or two limbs of an articulated category (:func:`bend_limbs`)."""
+        ``bend`` is the probability of bending one or two limbs of an articulated category (:func:`bend_limbs`).
+        ``rig_aug`` is the probability that a category's frames in this batch get another rig of the same body
+        (:func:`lfm.data.augment.rig_variant`); ``edge_drop`` drops graph edges (``graph='mix'`` only)."""
         indices = np.asarray(indices)
         cats = self.cat_of[indices]
         rng = np.random.default_rng(seed)
@@ -186,12 +193,22 @@ class FrameDataset:
                 P = bend_limbs(P, self.pivots[name], rng, bend)
             if mirror > 0:
                 P = P * np.where(rng.random(len(local)) < mirror, -1.0, 1.0)[:, None, None] ** np.array([1, 0, 0])
-            v = synthesize_views(P, cs.visible[local], seed=int(rng.integers(2**63)), **view_kw)
+            V, A = cs.visible[local], self.adjacency[name]
+            if rig_aug > 0 and rng.random() < rig_aug:
+                P, V, edges = rig_variant(P, V, cs.edges, rng)
+                A = edges_to_matrix(edges, P.shape[1]) if self.graph == "skeleton" else None
+            else:
+                edges = cs.edges
+            if self.graph == "mix":
+                A = graph_variant(P, V, edges, rng, edge_drop=edge_drop)
+            elif self.graph == "mean_knn" and A is None:
+                A = graph_variant(P, V, edges, rng, choices=("mean_knn",))
+            v = synthesize_views(P, V, seed=int(rng.integers(2**63)), **view_kw)
             tgt = _unit_radius(v.points3d, v.visible)
             for j in range(len(local)):
                 p2.append(v.points2d[j]), tg.append(tgt[j]), vis.append(v.visible[j])
-                adj.append(self.adjacency[name]), cat.append(name), fr.append(local[j])
-        return collate(p2, tg, vis, adj, cat, fr, input_knn=self.knn_k if self.graph == "input_knn" else 0)
+                adj.append(A), cat.append(name), fr.append(local[j])
+        return collate(p2, tg, vis, adj, cat, fr, input_knn=self.knn_k)
 
 
 def _unit_radius(points3d: np.ndarray, visible: np.ndarray) -> np.ndarray:
