@@ -70,7 +70,7 @@ def verify(ck: dict, model_config: dict, train_config: dict, *, path, ignore=())
             f"last.pt{'; ' + str(best) + ' is intact' if best.exists() else ''}).")
 
 
-def export(src, dst, *, rigs: dict, licences: dict, evaluation: dict | None = None) -> Path:
+def export(src, dst, *, rigs: dict, licences: dict, evaluation: dict | None = None, recipe: str = "") -> Path:
     """A small inference checkpoint from a training one: weights, configs, ``rigs`` (``{name: {"keypoints",
     "edges", "category", "trained_on", ...}}``), data ``licences``, history and metrics; no optimiser."""
     ck = load(src)
@@ -78,7 +78,7 @@ def export(src, dst, *, rigs: dict, licences: dict, evaluation: dict | None = No
            "state": {k: ck["state"][k] for k in ("epoch", "step", "best", "best_epoch", "elapsed_s", "stopped")},
            "history": ck["state"]["history"], "val_per_category": ck["val_per_category"], "rigs": rigs,
            "data_licences": licences, "data_hash": ck["data_hash"], "benchmark": ck["benchmark"],
-           "provenance": ck["provenance"], "evaluation": evaluation}
+           "provenance": ck["provenance"], "evaluation": evaluation, "recipe": recipe}
     return save(dst, out)
 
 

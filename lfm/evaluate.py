@@ -31,7 +31,7 @@ from .data.schema import CategorySet, skeleton_from_motion
 from .metrics import pa_mpjpe, rms_radius
 
 __all__ = ["predict", "score", "evaluate_category", "evaluate_benchmark", "summarize", "eval_adjacency",
-           "write_evaluation", "PROTOCOL", "EVAL_GRAPHS", "demo_dump", "flat_guess"]
+           "write_evaluation", "targets", "TARGETS", "trained_on", "PROTOCOL", "EVAL_GRAPHS", "demo_dump", "flat_guess"]
 
 EVAL_GRAPHS = ("trained", "skeleton", "motion_mst", "mean_knn", "input_knn")
 
@@ -141,16 +141,19 @@ def evaluate_benchmark(model, model_ckpt: dict, splits: dict, *, protocols=("rea
     the trained graph, when ``real2d``).
 
     Returns ``{"rows": [...], "mean": {...}, "means": [...], "predictions": {...}}``: one row per (set, protocol,
-    graph) with the model and flat errors of :func:`evaluate_category` and the set's ``role``; ``means`` from
+    graph) with the model and flat errors of :func:`evaluate_category` and the set's ``role`` (the category table's;
+    ``untrained`` for an in-distribution set this checkpoint was not trained on, e.g. a v1 model on a v2 set); ``means`` from
     :func:`summarize`; ``mean[protocol]`` = the in-distribution mean with the trained graph.
     """
     from .data import benchmark, catalog
 
     trained = model_ckpt["train_config"]["graph"]
     attention = model_ckpt["model_config"]["attention"]
+    trained_sets = trained_on(model_ckpt)
     rows, preds = [], {}
     for c, sp in splits.items():
         rec = catalog.record(c)
+        role = "untrained" if rec.role == "train" and c not in trained_sets else rec.role
         graph_set = sp.train if sp.train is not None else sp.test
         for proto in protocols:
             v = benchmark.test_views(sp, proto)
@@ -158,7 +161,7 @@ def evaluate_benchmark(model, model_ckpt: dict, splits: dict, *, protocols=("rea
                 r = evaluate_category(model, sp.test, v.points2d, v.points3d, v.visible, graph=g, device=device,
                                       attention=attention, graph_set=graph_set, trained=trained)
                 pred = r.pop("_pred")
-                rows.append({"category": c, "body": rec.category, "role": rec.role, "ood": rec.role != "train",
+                rows.append({"category": c, "body": rec.category, "role": role, "ood": role != "train",
                              "protocol": proto, "graph": g, "two_d": "synthetic"} | r)
                 if keep_predictions and g == graphs[0]:
                     preds[(c, proto)] = demo_dump(v.points2d, v.points3d, pred, v.visible, c)
@@ -180,6 +183,14 @@ def evaluate_benchmark(model, model_ckpt: dict, splits: dict, *, protocols=("rea
     mean = {m["protocol"]: {k: v for k, v in m.items() if k not in ("protocol", "role", "graph")}
             for m in means if m["role"] == "train" and m["graph"] == "trained"}
     return {"rows": rows, "mean": mean, "means": means, "predictions": preds}
+
+
+def trained_on(ck: dict) -> set:
+    """The benchmark sets a checkpoint was trained on (``'all'`` resolved by the benchmark of this code)."""
+    from .data import benchmark
+
+    cats = set(ck["train_config"]["categories"])
+    return set(benchmark.CATEGORIES) if "all" in cats else cats
 
 
 METRICS = ("model_det", "model_refl", "flat_det", "flat_refl", "ratio_det", "ratio_refl")
@@ -229,6 +240,41 @@ def write_evaluation(path, res: dict, ck: dict, checkpoint, *, extra: dict | Non
     w.writerows(res["rows"])
     atomic_write_text(path.with_name(path.stem + "_rows.csv"), buf.getvalue())
     return path
+
+
+# The generalization targets (issue 13 of the project): realistic cameras, reflection allowed, means over the sets
+# of each protocol. (name, role, graph, statistic, bound)
+TARGETS = (
+    ("in-distribution mean", "train", "trained", "ratio_refl", 0.3),
+    ("in-distribution worst set", "train", "trained", "max_ratio_refl", 0.6),
+    ("leave-category-out mean", "ood", "trained", "ratio_refl", 0.6),
+    ("rig transfer mean", "rig_transfer", "trained", "ratio_refl", 0.6),
+    ("no skeleton (in distribution)", "train", "input_knn", "ratio_refl", 0.8),
+)
+
+
+def targets(res: dict, protocol: str = "realistic") -> list[dict]:
+    """Each target of :data:`TARGETS` with its measured value (``None`` where its sets or graph were not evaluated),
+    plus the skeleton-swap targets (motion MST and mean-kNN within 10 % of the rig skeleton) and the depth-sign
+    target (det = +1 within 5 % of reflection allowed)."""
+    means = {(m["role"], m["protocol"], m["graph"]): m for m in res["means"]}
+    out = []
+    for name, role, graph, stat, bound in TARGETS:
+        m = means.get((role, protocol, graph))
+        v = None if m is None else m[stat]
+        out.append({"target": name, "bound": f"<= {bound} x flat", "value": v,
+                    "met": None if v is None else bool(v <= bound)})
+    skel = means.get(("train", protocol, "skeleton"))
+    for g in ("motion_mst", "mean_knn"):
+        m = means.get(("train", protocol, g))
+        v = None if m is None or skel is None else m["model_refl"] / skel["model_refl"] - 1
+        out.append({"target": f"skeleton swap: {g} vs rig skeleton", "bound": "<= +10 %", "value": v,
+                    "met": None if v is None else bool(v <= 0.10)})
+    m = means.get(("train", protocol, "trained"))
+    v = None if m is None else m["model_det"] / m["model_refl"] - 1
+    out.append({"target": "depth sign: det=+1 vs reflection allowed", "bound": "<= +5 %", "value": v,
+                "met": None if v is None else bool(v <= 0.05)})
+    return out
 
 
 # Peers measured on the same open data (../shared/reference/calibration.md), PA-MPJPE / RMS radius. Realistic

@@ -294,7 +294,7 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, out_dir, *, resume: bool = T
 _resume = resume  # ``train``'s keyword ``resume`` shadows the function inside it
 
 
-def export_run(src, dst, *, evaluation: dict | None = None) -> Path:
+def export_run(src, dst, *, evaluation: dict | None = None, recipe: str = "") -> Path:
     """:func:`lfm.checkpoint.export` of a run's checkpoint with the rigs and licences of the category table: every
     benchmark set (trained on or held out), so ``lfm.lift(rig=...)`` knows them."""
     from .data import catalog
@@ -309,7 +309,7 @@ def export_run(src, dst, *, evaluation: dict | None = None) -> Path:
         rigs[cs.rig] = {"keypoints": cs.n_keypoints, "edges": cs.edges.tolist(), "category": name,
                         "edges_rule": cs.edges_rule, "trained_on": name in trained}
         licences[name] = cs.licence
-    return ckpt.export(src, dst, rigs=rigs, licences=licences, evaluation=evaluation)
+    return ckpt.export(src, dst, rigs=rigs, licences=licences, evaluation=evaluation, recipe=recipe)
 
 
 # ------------------------------------------------------------------------------------------------------ recipes
@@ -324,8 +324,8 @@ def export_run(src, dst, *, evaluation: dict | None = None) -> Path:
 #       init_from: stage1                  # start from the best weights of an earlier stage
 #       train: {bend: 0.5, ...}
 #
-# ``run_recipe`` trains the stages into ``out_dir/<stage>/`` and exports ``out_dir/<name>.pt`` from the last stage's
-# best epoch. ``overrides`` (e.g. a smoke budget) replace TrainConfig fields of every stage.
+# ``run_recipe`` trains the stages into ``out_dir/<stage>/`` and exports ``out_dir/model.pt`` (the recipe's name
+# inside) from the last stage's best epoch. ``overrides`` (e.g. a smoke budget) replace TrainConfig fields of every stage.
 
 RECIPE_KEYS = {"name", "stages"}
 STAGE_KEYS = {"name", "model", "train", "init_from"}
@@ -382,7 +382,7 @@ def recipe_configs(recipe: dict, out_dir, overrides: dict | None = None) -> list
 
 def run_recipe(path, out_dir, *, overrides: dict | None = None, progress: bool = True, log=print) -> Path:
     """Train every stage of a recipe (resuming finished or interrupted stages) and export the result; returns the
-    exported checkpoint ``out_dir/<name>.pt``."""
+    exported checkpoint ``out_dir/model.pt``."""
     recipe = read_recipe(path)
     out_dir = Path(out_dir)
     summaries = {}
@@ -390,7 +390,7 @@ def run_recipe(path, out_dir, *, overrides: dict | None = None, progress: bool =
         log(f"recipe {recipe['name']}: stage {name} -> {out_dir / name}")
         summaries[name] = train(mcfg, tcfg, out_dir / name, progress=progress, log=log)
     last = recipe["stages"][-1]["name"]
-    dst = export_run(out_dir / last / "best.pt", out_dir / f"{recipe['name']}.pt")
+    dst = export_run(out_dir / last / "best.pt", out_dir / "model.pt", recipe=recipe["name"])
     write_json(out_dir / "recipe_summary.json", {
         "recipe": recipe, "stages": {k: {x: v[x] for x in ("stopped", "epochs", "steps", "best_val_refl",
                                                              "best_epoch", "elapsed_s", "history", "train_config",

@@ -46,7 +46,6 @@ def test_kill_and_resume_reaches_the_same_metrics(tmp_path):
     killed.send_signal(signal.SIGKILL)
     killed.wait()
     assert epoch_at_kill < 6, "the run finished before it could be killed; make TINY longer"
-    assert not list((tmp_path / "killed").glob("*.part")) or True  # a temp file may remain; last.pt is whole
     load_checkpoint(last)  # whole and readable after SIGKILL (atomic writes)
     resumed = run_train(params, tmp_path / "killed", env)
     out, _ = resumed.communicate(timeout=300)

@@ -33,8 +33,8 @@ def edges_to_matrix(edges: np.ndarray, n: int) -> np.ndarray:
 
 
 def _subset(P, V, edges, keep: np.ndarray):
-    """Keep the keypoints ``keep`` (bool, N); two kept keypoints are joined when the path between them in the
-    skeleton runs only through removed ones."""
+    """Keep the keypoints ``keep`` (bool, N). Kept neighbours stay joined; the kept keypoints around each connected
+    group of removed ones are joined to one of them (a star), so a tree stays a tree and a graph stays connected."""
     n = len(keep)
     adj = [[] for _ in range(n)]
     for a, b in edges:
@@ -42,19 +42,22 @@ def _subset(P, V, edges, keep: np.ndarray):
         adj[b].append(a)
     new_id = -np.ones(n, np.int64)
     new_id[keep] = np.arange(keep.sum())
-    out = set()
-    for s in np.flatnonzero(keep):
-        seen, stack = {s}, [s]
-        while stack:
+    out = {(min(new_id[a], new_id[b]), max(new_id[a], new_id[b])) for a, b in edges if keep[a] and keep[b]}
+    seen = np.zeros(n, bool)
+    for s0 in np.flatnonzero(~keep):
+        if seen[s0]:
+            continue
+        seen[s0], stack, boundary = True, [s0], set()
+        while stack:  # one connected group of removed keypoints and the kept ones around it
             u = stack.pop()
             for v in adj[u]:
-                if v in seen:
-                    continue
-                seen.add(v)
                 if keep[v]:
-                    out.add((min(new_id[s], new_id[v]), max(new_id[s], new_id[v])))
-                else:
+                    boundary.add(int(new_id[v]))
+                elif not seen[v]:
+                    seen[v] = True
                     stack.append(v)
+        hub, *rest = sorted(boundary) or [None]
+        out |= {(min(hub, r), max(hub, r)) for r in rest}
     e = np.array(sorted(out), np.int64).reshape(-1, 2)
     return P[:, keep], V[:, keep], e
 

@@ -26,8 +26,19 @@ from .augment import edges_to_matrix, graph_variant, rig_variant
 from .schema import CategorySet, knn_edges
 from .views import synthesize_views
 
-__all__ = ["Batch", "FrameDataset", "BatchSampler", "collate", "category_graph", "GRAPHS",
+__all__ = ["Batch", "FrameDataset", "BatchSampler", "collate", "category_graph", "GRAPHS", "mirror_poses",
            "limb_pivots", "bend_limbs"]
+
+def mirror_poses(points3d: np.ndarray, rng: np.random.Generator, p: float) -> np.ndarray:
+    """Mirror each frame left-right (x -> -x; the up axis y and the depth axis z kept) with probability ``p``: a
+    mirrored pose is another plausible pose of a left-right symmetric body."""
+    if p <= 0:
+        return points3d
+    flip = np.where(rng.random(len(points3d)) < p, -1.0, 1.0)  # (F,)
+    out = np.array(points3d, dtype=np.float64, copy=True)
+    out[..., 0] *= flip[:, None]
+    return out
+
 
 def _articulated(name: str) -> bool:
     """Whether pose augmentation may bend this set's limbs (the category table's ``articulated``; unknown sets,
@@ -191,8 +202,7 @@ class FrameDataset:
             P = cs.points3d[local]
             if bend > 0:
                 P = bend_limbs(P, self.pivots[name], rng, bend)
-            if mirror > 0:
-                P = P * np.where(rng.random(len(local)) < mirror, -1.0, 1.0)[:, None, None] ** np.array([1, 0, 0])
+            P = mirror_poses(P, rng, mirror)
             V, A = cs.visible[local], self.adjacency[name]
             if rig_aug > 0 and rng.random() < rig_aug:
                 P, V, edges = rig_variant(P, V, cs.edges, rng)

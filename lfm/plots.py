@@ -1,0 +1,111 @@
+"""Figures for people: one style, byte-stable files, and the plots that several notebooks share.
+
+* :func:`style` sets readable font sizes, a colour-blind-safe palette (Okabe-Ito) and tight layouts; every figure
+  function here uses it, and notebooks call it once.
+* :func:`savefig` writes PNG and PDF with fixed metadata (no dates, no software version), so the same figure
+  gives the same bytes on every run (a test reruns one).
+* :func:`ratio_bars`, :func:`training_curve`, :func:`lever_bars`: the per-set bars of ``03``, the training curve of
+  ``02`` and the lever comparison of ``04``; axis labels name the quantity and its unit, legends sit outside the
+  data, reference lines (flat guess, targets) are grey or dashed, never a data colour.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+__all__ = ["style", "savefig", "PALETTE", "ratio_bars", "training_curve", "lever_bars", "FLAT_LABEL"]
+
+# Okabe & Ito (2008): distinguishable with every common colour-vision deficiency
+PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000")
+FLAT_LABEL = "flat guess (2D as 3D) = 1"
+RATIO_LABEL = "PA-MPJPE / flat guess (lower is better)"
+
+
+def style() -> None:
+    """Apply the bundle's figure style (idempotent)."""
+    plt.rcParams.update({
+        "font.size": 11, "axes.titlesize": 12, "axes.labelsize": 11, "legend.fontsize": 10,
+        "xtick.labelsize": 10, "ytick.labelsize": 10, "axes.prop_cycle": plt.cycler(color=PALETTE),
+        "axes.spines.top": False, "axes.spines.right": False, "figure.dpi": 100, "savefig.dpi": 150,
+        "savefig.bbox": "tight", "pdf.fonttype": 42, "svg.hashsalt": "lfm",
+    })
+
+
+def savefig(fig, path, *, formats=("png", "pdf")) -> list[Path]:
+    """Save ``fig`` as ``path`` with each suffix in ``formats`` (the suffix of ``path`` is replaced), with fixed
+    metadata so the bytes do not change between runs; written atomically. Returns the paths."""
+    import io
+
+    from .results import atomic_write_bytes
+
+    path = Path(path)
+    out = []
+    for fmt in formats:
+        meta = {"png": {"Software": None}, "pdf": {"Creator": None, "Producer": None, "CreationDate": None}}[fmt]
+        buf = io.BytesIO()
+        fig.savefig(buf, format=fmt, metadata=meta)
+        out.append(atomic_write_bytes(path.with_suffix("." + fmt), buf.getvalue()))
+    return out
+
+
+def ratio_bars(table, *, title: str, targets: dict | None = None, ax=None):
+    """Grouped bars of ratios to flat: ``table`` is a DataFrame indexed by set, one column per series (e.g. view
+    protocols or graphs). ``targets``: ``{label: value}`` drawn as dashed reference lines."""
+    style()
+    if ax is None:
+        _, ax = plt.subplots(figsize=(max(6.0, 0.55 * len(table) + 3), 4.2))
+    n = len(table.columns)
+    x = np.arange(len(table))
+    w = 0.8 / max(n, 1)
+    for k, col in enumerate(table.columns):
+        ax.bar(x + w * (k - (n - 1) / 2), table[col].to_numpy(), width=w, label=str(col), color=PALETTE[k % 8])
+    ax.axhline(1.0, color="0.4", ls=":", lw=1.2, label=FLAT_LABEL)
+    for i, (label, v) in enumerate((targets or {}).items()):
+        ax.axhline(v, color="0.25", ls="--", lw=0.9, dashes=(4 + 2 * i, 2), label=label)
+    ax.set_xticks(x, [str(i) for i in table.index], rotation=40, ha="right")
+    ax.set_ylabel(RATIO_LABEL)
+    ax.set_title(title)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    ax.figure.tight_layout()
+    return ax.figure
+
+
+def training_curve(history: list[dict], *, title: str = "Training"):
+    """Loss and validation ratio to flat over steps, from a run's history (``summary.json`` / checkpoint)."""
+    style()
+    step = [h["step"] for h in history]
+    fig, ax = plt.subplots(1, 2, figsize=(11, 3.8))
+    ax[0].plot(step, [h["loss"] for h in history], color=PALETTE[0])
+    ax[0].set(xlabel="optimiser step", ylabel="training loss (Procrustes MSE, radius$^2$)", yscale="log",
+              title=f"{title}: loss")
+    ax[1].plot(step, [h["val"]["ratio_refl"] for h in history], color=PALETTE[0], label="reflection allowed")
+    ax[1].plot(step, [h["val"]["ratio_det"] for h in history], color=PALETTE[1], label="det = +1")
+    ax[1].axhline(1.0, color="0.4", ls=":", label=FLAT_LABEL)
+    ax[1].set(xlabel="optimiser step", ylabel="validation PA-MPJPE / flat", title=f"{title}: validation (mean over sets)")
+    ax[1].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def lever_bars(table, *, columns: dict, title: str, errors: dict | None = None):
+    """Horizontal bars per lever: ``columns`` maps table columns to legend labels (e.g. both alignment policies);
+    ``errors`` maps the same columns to spread columns (standard deviation over seeds)."""
+    style()
+    fig, ax = plt.subplots(figsize=(10, 0.5 * len(table) * len(columns) / 2 + 2))
+    y = np.arange(len(table))
+    h = 0.8 / len(columns)
+    for k, (col, label) in enumerate(columns.items()):
+        err = None if not errors or col not in errors else table[errors[col]].to_numpy()
+        ax.barh(y + h * (k - (len(columns) - 1) / 2), table[col].to_numpy(), height=h, xerr=err, label=label,
+                color=PALETTE[k % 8], capsize=2)
+    ax.axvline(1.0, color="0.4", ls=":", label=FLAT_LABEL)
+    ax.set_yticks(y, [str(i) for i in table.index])
+    ax.invert_yaxis()
+    ax.set_xlabel(RATIO_LABEL)
+    ax.set_title(title)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    fig.tight_layout()
+    return fig
