@@ -321,7 +321,8 @@ def export_run(src, dst, *, evaluation: dict | None = None, recipe: str = "") ->
 #       model: {d_model: 64, ...}          # ModelConfig fields (a later stage inherits the previous model)
 #       train: {max_minutes: 60, ...}      # TrainConfig fields
 #     - name: stage2
-#       init_from: stage1                  # start from the best weights of an earlier stage
+#       init_from: stage1                  # start from the best weights of an earlier stage, or from a
+#                                          # checkpoint file (e.g. lfm/checkpoints/lfm_open_v1.pt)
 #       train: {bend: 0.5, ...}
 #
 # ``run_recipe`` trains the stages into ``out_dir/<stage>/`` and exports ``out_dir/model.pt`` (the recipe's name
@@ -353,8 +354,9 @@ def read_recipe(path) -> dict:
         if not isinstance(st, dict) or set(st) - STAGE_KEYS or "name" not in st:
             raise ConfigError(f"{where}: a stage holds 'name', 'model', 'train' and optionally 'init_from'; found "
                               f"{sorted(st) if isinstance(st, dict) else type(st).__name__}.")
-        if st.get("init_from") and st["init_from"] not in names:
-            raise ConfigError(f"{where}: init_from {st['init_from']!r} is not an earlier stage ({names}).")
+        if st.get("init_from") and st["init_from"] not in names and not resolve_path(st["init_from"]).is_file():
+            raise ConfigError(f"{where}: init_from {st['init_from']!r} is neither an earlier stage ({names}) nor a "
+                              "checkpoint file (a path relative to the repository).")
         for key, cls in (("model", ModelConfig), ("train", TrainConfig)):
             unknown = set(st.get(key) or {}) - {f.name for f in dataclasses.fields(cls)}
             if unknown:
@@ -370,12 +372,15 @@ def recipe_configs(recipe: dict, out_dir, overrides: dict | None = None) -> list
     """The resolved (stage name, model config, train config) of every stage."""
     from .config import from_params
 
-    out, model_kw = [], {}
+    out, model_kw, names = [], {}, []
     for st in recipe["stages"]:
         model_kw = {**model_kw, **(st.get("model") or {})}
         train_kw = {**(st.get("train") or {}), **(overrides or {})}
-        if st.get("init_from"):
+        if st.get("init_from") in names:
             train_kw["init_from"] = str(Path(out_dir) / st["init_from"] / "best.pt")
+        elif st.get("init_from"):
+            train_kw["init_from"] = st["init_from"]
+        names.append(st["name"])
         out.append((st["name"], from_params(model_kw, ModelConfig), from_params(train_kw, TrainConfig)))
     return out
 

@@ -27,7 +27,7 @@ from .fetch import licence as _registry_licence
 from .schema import CategorySet
 
 __all__ = ["Record", "Rig", "Category", "RECORDS", "ROLES", "record", "records", "categories", "load",
-           "last_fraction", "sequences_named", "sorted_ids", "per_group_last", "everything"]
+           "last_fraction", "sequences_named", "sorted_ids", "per_group_last", "last_sequences", "everything"]
 
 ROLES = ("train", "ood", "rig_transfer", "extra")
 
@@ -61,6 +61,17 @@ def per_group_last(group_key: str, frac: float = 0.2) -> Callable[[CategorySet],
             seqs = np.unique(cs.sequence[groups == g])
             test += list(seqs[int(round((1 - frac) * len(seqs))):])
         return np.flatnonzero(np.isin(cs.sequence, test))
+    return rule
+
+
+def last_sequences(frac: float = 0.2, key: str | None = None) -> Callable[[CategorySet], np.ndarray]:
+    """The sequences (or the groups ``meta[key]``, e.g. a clip and its mirrored copy) sorted by name, the last
+    ``frac`` of them (at least one)."""
+    def rule(cs):
+        groups = cs.sequence if key is None else np.asarray(cs.meta[key]).astype(str)
+        names = np.unique(groups)
+        test = names[len(names) - max(1, int(round(frac * len(names)))):]
+        return np.flatnonzero(np.isin(groups, test))
     return rule
 
 
@@ -102,13 +113,14 @@ class Record:
         return self.role in ("ood", "rig_transfer")
 
 
-def _lazy(module: str, fn: str, *args):
+def _lazy(module: str, fn: str, *args, **kwargs):
     """A loader that imports its module on first call (so importing the table stays cheap)."""
     def load():
         import importlib
 
-        return getattr(importlib.import_module(f"lfm.data.{module}"), fn)(*args)
-    load.__name__ = f"{module}.{fn}{args if args else ''}"
+        return getattr(importlib.import_module(f"lfm.data.{module}"), fn)(*args, **kwargs)
+    shown = ", ".join([repr(a) for a in args] + [f"{k}={v!r}" for k, v in kwargs.items()])
+    load.__name__ = f"{module}.{fn}({shown})"
     return load
 
 
@@ -129,6 +141,7 @@ def _hands_3d_only(dataset):
     return load
 
 
+_CMU02 = tuple(f"02_{i:02d}" for i in range(1, 11))  # subject 02's clips
 _NRSFM_CITE = "Akhter et al. 2008 (NRSfM trajectory space); Torresani et al. 2008; CMU Graphics Lab mocap"
 RECORDS: tuple[Record, ...] = (
     Record("human41", "human", "human", "nrsfm_human41", 41, _nrsfm_human41, "arbitrary", "data +y",
@@ -180,6 +193,27 @@ RECORDS: tuple[Record, ...] = (
            "room axis with the head above the hips -> +y", "by recording day: days 1-3 train, day 4 test", sequences_named("day4"),
            "MVOR skeleton + 2 undocumented points joined to the wrists", "human_upperbody_mvor/camma_mvor_2018.json",
            "Srivastav et al. 2018 (MVOR)"),
+    Record("human_cmu31", "human", "human", "cmu_asf31", 31, _lazy("mocap", "load_cmu_asfamc"), "m", "data +y",
+           "by subject: subjects 01 and 03 train, subject 02 test", sequences_named(*_CMU02),
+           "ASF bone hierarchy", "human_cmu_asfamc/subjects/01/01.asf",
+           "CMU Graphics Lab Motion Capture Database (mocap.cs.cmu.edu)"),
+    Record("human_deepmimic15", "human", "human", "deepmimic_humanoid15", 15,
+           _lazy("mocap", "load_deepmimic", "humanoid", include_long=True, fps=30), "m", "data +y",
+           "by clip: the last 20% of source clips by name test (a clip and its mirrored copy together)",
+           last_sequences(0.2, "source_clip"), "DeepMimic character parent table",
+           "human_dog_deepmimic/data/characters/humanoid3d.txt", "Peng et al. 2018 (DeepMimic)"),
+    Record("human_amp15", "human", "human", "amp_humanoid15", 15, _lazy("mocap", "load_amp"), "m",
+           "source z -> +y", "by clip: hop test (a motion no other set has), the other five clips train",
+           sequences_named("hop"), "poselib skeleton tree parent indices",
+           "human_amp_isaacgym/assets/amp/motions/amp_humanoid_backflip.npy", "Peng et al. 2021 (AMP), CMU mocap"),
+    Record("human_bandai21", "human", "human", "bandai21", 21, _lazy("mocap", "load_bandai_namco"), "m", "data +y",
+           "rig transfer: the whole Bandai-Namco rig family is held out of training (every clip test)", everything,
+           "BVH hierarchy", "human_bandai_namco/LICENSE", "Kobayashi et al. 2023 (Bandai-Namco Research Motion "
+           "dataset)", role="rig_transfer", test_stride=2),
+    Record("dog_deepmimic23", "dog", "animal", "deepmimic_dog23", 23, _lazy("mocap", "load_deepmimic", "dog"), "m",
+           "data +y", "rig transfer: the DeepMimic dog rig is held out of training (every clip test)", everything,
+           "DeepMimic character parent table", "human_dog_deepmimic/data/characters/dog3d.txt",
+           "Peng et al. 2018 (DeepMimic)", role="rig_transfer"),
     Record("cheetah", "cheetah", "animal", "acinoset_cheetah18", 18, _lazy("lab_capture", "load_cheetah"), "m",
            "world z -> +y", "OOD: never trained on; all 110 frames test (synthetic 2D), 6 cameras x 110 frames "
            "(real DLC 2D)", everything, "AcinoSet skeleton links", "acinoset_cheetah/cheetah_serious.pickle",

@@ -1,0 +1,76 @@
+"""The category table: every record loads from the mirror and agrees with its record (rig, keypoint count, units,
+licence); splits are by sequence; the public ``lfm.data.categories()`` view."""
+
+import numpy as np
+import pytest
+
+import lfm.data
+from lfm.data import benchmark, catalog
+
+from .conftest import needs_mirror
+
+
+def connected(edges, n):
+    adj = [[] for _ in range(n)]
+    for a, b in edges:
+        adj[a].append(b)
+        adj[b].append(a)
+    seen, stack = {0}, [0]
+    while stack:
+        for v in adj[stack.pop()]:
+            if v not in seen:
+                seen.add(v)
+                stack.append(v)
+    return len(seen) == n
+
+
+@needs_mirror
+@pytest.mark.parametrize("rec", catalog.records(), ids=lambda r: r.name)
+def test_every_record_loads_and_agrees_with_its_record(rec, offline_cache):
+    cs = lfm.data.load(rec.name)
+    assert cs.rig == rec.rig and cs.n_keypoints == rec.keypoints
+    assert cs.units == rec.units, f"{rec.name}: loader says {cs.units!r}, table {rec.units!r}"
+    assert rec.licence and cs.licence == rec.licence, f"{rec.name}: licence {cs.licence!r} vs table {rec.licence!r}"
+    used = cs.visible.any(0)
+    e = cs.edges[used[cs.edges].all(1)]
+    remap = np.cumsum(used) - 1
+    assert connected(remap[e].tolist(), int(used.sum())), f"{rec.name}: skeleton not connected"
+    assert np.isfinite(cs.points3d).all() and cs.n_frames > 0
+    if rec.role == "extra":
+        return
+    sp = benchmark.split_category(rec.name, cs)
+    assert sp.test.n_frames > 0
+    if rec.role == "train":  # by sequence or time block: no frame is in two parts
+        assert sp.train.n_frames > 0 and sp.val.n_frames > 0
+        test_all = rec.test(cs)
+        train_frames = np.setdiff1d(np.arange(cs.n_frames), test_all)
+        assert len(np.intersect1d(train_frames, test_all)) == 0
+    else:
+        assert sp.train is None  # held out of training entirely
+
+
+def test_categories_view_groups_rigs_by_body():
+    cats = {c.name: c for c in lfm.data.categories()}
+    assert {"human", "dog", "chair", "cheetah"} <= set(cats)
+    human = cats["human"]
+    assert len(human.rigs) >= 5 and len({r.keypoints for r in human.rigs}) >= 4  # several rigs of one body
+    assert not human.held_out and cats["cheetah"].held_out
+    assert all(r.set in human.sets for r in human.rigs) and human.licence and human.split
+
+
+def test_held_out_sets_are_never_trained_on():
+    from lfm.config import ConfigError, TrainConfig
+
+    assert set(benchmark.HELD_OUT).isdisjoint(benchmark.CATEGORIES)
+    assert len(benchmark.RIG_TRANSFER) >= 1 and len(benchmark.OOD) >= 1
+    with pytest.raises(ConfigError, match="held out of training"):
+        TrainConfig(categories=(benchmark.OOD[0],))
+    assert set(TrainConfig(categories=("all",)).train_sets) == set(benchmark.CATEGORIES)
+
+
+def test_unknown_names_and_bad_tables_are_refused():
+    with pytest.raises(ValueError, match="did you mean"):
+        catalog.record("hman41")
+    dup = catalog.RECORDS[:2] + catalog.RECORDS[:1]
+    with pytest.raises(ValueError, match="duplicate"):
+        catalog._check_table(dup)
