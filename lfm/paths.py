@@ -6,9 +6,15 @@ notebook's folder). Settings, read when called:
 * ``LFM_ROOT``: the repository root (default: the folder above this package that holds ``pyproject.toml``).
 * ``LFM_DATA``: the data cache (default ``<root>/data``, git-ignored).
 * ``LFM_MIRROR``: an offline mirror of the open data (default ``<root>/../shared/data/open``).
+* ``LFM_OUTPUT``: a folder that receives every output instead of the repository: ``results/``, ``figures/`` and
+  ``runs/`` are then made under it (default: the repository root). ``make test`` sets it to
+  ``.pytest_cache/lfm-output`` so that tests never touch ``results/smoke`` or ``figures/smoke``;
+  ``lfm reproduce --output DIR`` sets it for one run.
 
 Runs: ``run='paper'`` writes to ``results/`` and ``figures/`` (committed); ``run='smoke'`` writes to
 ``results/smoke/`` and ``figures/smoke/`` (git-ignored), so a smoke run never overwrites a paper result.
+``runs/`` (git-ignored) holds the CLI's default outputs (``lfm train``, ``lfm evaluate``) and the executed copies
+of notebooks that failed.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["root", "data_dir", "mirror_dir", "results_dir", "figures_dir", "RUNS"]
+__all__ = ["root", "data_dir", "mirror_dir", "output_dir", "results_dir", "figures_dir", "runs_dir", "show", "RUNS"]
 
 RUNS = ("smoke", "paper")
 
@@ -46,10 +52,16 @@ def mirror_dir() -> Path:
     return Path(env).expanduser().resolve() if env else (root().parent / "shared" / "data" / "open").resolve()
 
 
+def output_dir() -> Path:
+    """The folder under which ``results/``, ``figures/`` and ``runs/`` are written: ``LFM_OUTPUT`` or the root."""
+    env = os.environ.get("LFM_OUTPUT")
+    return Path(env).expanduser().resolve() if env else root()
+
+
 def _run_dir(base: str, run: str) -> Path:
     if run not in RUNS:
-        raise ValueError(f"run={run!r} must be one of {RUNS} (set run in the parameters cell).")
-    return root() / base / ("smoke" if run == "smoke" else "")
+        raise ValueError(f"run={run!r} must be one of {RUNS} (set run_mode in the parameters cell).")
+    return output_dir() / base / ("smoke" if run == "smoke" else "")
 
 
 def results_dir(run: str = "smoke") -> Path:
@@ -58,4 +70,19 @@ def results_dir(run: str = "smoke") -> Path:
 
 
 def figures_dir(run: str = "smoke") -> Path:
+    """``figures/`` for paper runs, ``figures/smoke/`` for smoke runs."""
     return _run_dir("figures", run)
+
+
+def runs_dir() -> Path:
+    """``runs/`` (git-ignored): default outputs of ``lfm train`` / ``lfm evaluate``, failed notebook copies."""
+    return output_dir() / "runs"
+
+
+def show(path) -> str:
+    """``path`` relative to the repository root when it lies inside it, else absolute (for messages)."""
+    p = Path(path).resolve()
+    try:
+        return str(p.relative_to(root()))
+    except ValueError:
+        return str(p)

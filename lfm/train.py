@@ -34,6 +34,8 @@ from . import paths
 from .config import ModelConfig, TrainConfig
 from .data import benchmark
 from .data.dataset import Batch, BatchSampler, FrameDataset
+from .distributed import Context
+from .distributed import setup as setup_distributed
 from .env import resolve_device
 from .evaluate import evaluate_category
 from .losses import procrustes_mse
@@ -103,6 +105,7 @@ class Run:
     data_hash: str
     proc_ds: FrameDataset | None = None
     proc_sampler: BatchSampler | None = None
+    ctx: Context = field(default_factory=Context)
     state: dict = field(default_factory=lambda: {"epoch": 0, "step": 0, "history": [], "best": math.inf,
                                                  "best_epoch": 0, "elapsed_s": 0.0, "stopped": None})
 
@@ -114,8 +117,10 @@ class Run:
 
 
 def setup(model_cfg: ModelConfig, cfg: TrainConfig, out_dir, *, splits: dict | None = None) -> Run:
-    """Data (splits, frame dataset, samplers, validation views), model, optimiser and scheduler of a new run."""
-    device = resolve_device(cfg.device)
+    """Data (splits, frame dataset, samplers, validation views), model, optimiser and scheduler of a new run.
+    Under ``torchrun`` the model is wrapped in DistributedDataParallel (see :mod:`lfm.distributed`)."""
+    ctx = setup_distributed(resolve_device(cfg.device))
+    device = ctx.device
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
@@ -140,16 +145,24 @@ def setup(model_cfg: ModelConfig, cfg: TrainConfig, out_dir, *, splits: dict | N
             raise ckpt.CheckpointError(f"init_from {cfg.init_from}: its weights do not fit this model (missing "
                                        f"{missing}, unexpected {unexpected}); use a checkpoint of the same "
                                        "architecture.")
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if ctx.world > 1:
+        model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
+    fused = device.type == "cuda"  # one kernel for the whole AdamW update on a GPU
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=fused)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=cfg.plateau_factor,
                                                        patience=cfg.plateau_patience)
     val = validation_views({c: splits[c] for c in names}, cfg.val_frames)
     return Run(model_cfg, cfg, Path(out_dir), device, model, opt, sched, ds, sampler, val, train_sets,
-               np.random.default_rng(cfg.seed + 1), _hash_sets(train_sets), proc_ds, proc_sampler)
+               np.random.default_rng(cfg.seed + 1), _hash_sets(train_sets), proc_ds, proc_sampler, ctx)
+
+
+def _bare(model):
+    """The model inside a DistributedDataParallel wrapper (or the model itself)."""
+    return model.module if hasattr(model, "module") else model
 
 
 def _state_dict(run: Run) -> dict:
-    return {"model": run.model.state_dict(), "optimizer": run.opt.state_dict(), "scheduler": run.sched.state_dict(),
+    return {"model": _bare(run.model).state_dict(), "optimizer": run.opt.state_dict(), "scheduler": run.sched.state_dict(),
             "sampler": run.sampler.state_dict(),
             "proc_sampler": None if run.proc_sampler is None else run.proc_sampler.state_dict(),
             "view_rng": run.view_rng.bit_generator.state, "torch_rng": torch.get_rng_state(), "state": run.state,
@@ -169,7 +182,7 @@ def resume(run: Run, path) -> bool:
     ck["model_config"] = {**dataclasses.asdict(ModelConfig()), **ck["model_config"]}  # likewise
     ckpt.verify({**ck, "train_config": stored}, dataclasses.asdict(run.model_cfg), _plain_cfg(run.cfg), path=path,
                 ignore=BUDGET_FIELDS)
-    run.model.load_state_dict(ck["model"])
+    _bare(run.model).load_state_dict(ck["model"])
     run.opt.load_state_dict(ck["optimizer"])
     run.sched.load_state_dict(ck["scheduler"])
     run.sampler.load_state_dict(ck["sampler"])
@@ -184,7 +197,7 @@ def resume(run: Run, path) -> bool:
 
 
 def draw_batch(run: Run) -> Batch:
-    """One training batch (see the module docstring), on the run's device."""
+    """One training batch (see the module docstring), on the run's device: this rank's rows of the global batch."""
     cfg, rng = run.cfg, run.view_rng
     so3 = cfg.so3_fraction > 0 and rng.random() < cfg.so3_fraction
     kw = ({"camera": "so3", "projection": "orthographic"} if so3 else
@@ -193,6 +206,8 @@ def draw_batch(run: Run) -> Batch:
     ds, sampler = (run.proc_ds, run.proc_sampler) if use_proc else (run.ds, run.sampler)
     b = ds.batch(sampler.next(), seed=int(rng.integers(2**63)), noise=cfg.noise, p_joint=cfg.p_joint,
                  mirror=cfg.mirror, bend=cfg.bend, rig_aug=cfg.rig_aug, edge_drop=cfg.edge_drop, **kw)
+    if run.ctx.world > 1:
+        b = b.rows(run.ctx.rows(len(b.category)))
     return b.to(run.device)
 
 
@@ -212,7 +227,7 @@ def train_step(model, opt, batch: Batch, *, allow_reflection: bool = False, proc
 def _validate(run: Run) -> dict:
     per = {}
     for c, (cs, v) in run.val.items():
-        r = evaluate_category(run.model, cs, v.points2d, v.points3d, v.visible, graph="trained", trained=run.cfg.graph,
+        r = evaluate_category(_bare(run.model), cs, v.points2d, v.points3d, v.visible, graph="trained", trained=run.cfg.graph,
                               device=run.device, attention=run.model_cfg.attention, graph_set=run.train_sets[c])
         per[c] = {k: r[k] for k in ("model_det", "model_refl", "ratio_det", "ratio_refl")}
     keys = ("model_det", "model_refl", "ratio_det", "ratio_refl")
@@ -237,10 +252,14 @@ def end_epoch(run: Run, losses: list[float], t0: float, log=print) -> None:
         st["stopped"] = "early_stop"
     elif cfg.max_minutes and elapsed >= 60 * cfg.max_minutes:
         st["stopped"] = "max_minutes"
-    state = _state_dict(run) | {"val_per_category": v["per_category"]}
-    if improved:
-        ckpt.save(run.out_dir / "best.pt", state)
-    ckpt.save(run.out_dir / "last.pt", state)
+    if run.ctx.main:
+        state = _state_dict(run) | {"val_per_category": v["per_category"]}
+        if improved:
+            ckpt.save(run.out_dir / "best.pt", state)
+        ckpt.save(run.out_dir / "last.pt", state)
+    run.ctx.barrier()
+    if not run.ctx.main:
+        return
     log(f"epoch {st['epoch']:4d}  loss {np.mean(losses):.4f}  val PA/rms det {v['mean']['model_det']:.4f} "
         f"refl {metric:.4f}  (x flat {v['mean']['ratio_refl']:.3f})  lr {lr:.1e}  {elapsed / 60:.1f} min")
 
@@ -251,12 +270,14 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, out_dir, *, resume: bool = T
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     run = setup(model_cfg, cfg, out_dir, splits=splits)
+    if not run.ctx.main:
+        log = lambda *a, **k: None  # noqa: E731  (rank 0 logs)
     if resume and _resume(run, out_dir / "last.pt"):
         log(f"resumed {out_dir / 'last.pt'} at epoch {run.state['epoch']} (step {run.state['step']})")
     st = run.state
     t0 = time.time() - st["elapsed_s"]
     bar = None
-    if progress:
+    if progress and run.ctx.main:
         from tqdm import tqdm
 
         bar = tqdm(total=cfg.epoch_steps, leave=False, mininterval=2.0)
@@ -273,8 +294,9 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, out_dir, *, resume: bool = T
             bar.reset(total=cfg.epoch_steps)
             bar.set_description(f"epoch {st['epoch'] + 1}")
         for _ in range(cfg.epoch_steps):
-            losses.append(train_step(run.model, run.opt, draw_batch(run), allow_reflection=cfg.allow_reflection,
-                                     procrustes=cfg.procrustes, amp=run.amp))
+            loss = train_step(run.model, run.opt, draw_batch(run), allow_reflection=cfg.allow_reflection,
+                              procrustes=cfg.procrustes, amp=run.amp)
+            losses.append(run.ctx.mean(loss))  # the global batch's loss
             st["step"] += 1
             if bar is not None:
                 bar.update()
@@ -286,8 +308,9 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, out_dir, *, resume: bool = T
     summary = {"stopped": st["stopped"], "epochs": st["epoch"], "steps": st["step"], "best_val_refl": st["best"],
                "best_epoch": st["best_epoch"], "elapsed_s": st["elapsed_s"], "history": st["history"],
                "model_config": dataclasses.asdict(model_cfg), "train_config": _plain_cfg(cfg),
-               "data_hash": run.data_hash, "provenance": provenance(run.device.type)}
-    write_json(out_dir / "summary.json", summary)
+               "data_hash": run.data_hash, "processes": run.ctx.world, "provenance": provenance(run.device.type)}
+    if run.ctx.main:
+        write_json(out_dir / "summary.json", summary)
     return summary
 
 

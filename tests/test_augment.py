@@ -148,7 +148,7 @@ def test_procedural_bodies_are_mixed_in(tmp_path, monkeypatch):
     from lfm.train import draw_batch, setup
 
     splits = toy_splits(np.random.default_rng(0))
-    run = setup(ModelConfig(d_model=8, n_heads=2, n_layers=1), toy_cfg(procedural=0.9, procedural_bodies=5),
+    run = setup(ModelConfig(d_model=8, n_heads=2, n_layers=1), toy_cfg(procedural=0.5, procedural_bodies=5, batch_size=2),
                 tmp_path, splits=splits)
-    cats = {c for _ in range(10) for c in draw_batch(run).category}
+    cats = {c for _ in range(40) for c in draw_batch(run).category}
     assert any(c != "dog" for c in cats) and "dog" in cats

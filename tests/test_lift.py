@@ -121,3 +121,53 @@ def test_package_level_lift_is_the_same_function(pose):
 
     p2, edges = pose
     np.testing.assert_array_equal(lfm.lift(p2, edges=edges).canonical, L.lift(p2, edges=edges).canonical)
+
+
+def test_mask_accepts_bool_and_01_integers_only(pose):
+    p2, edges = pose
+    keep = np.ones(15, bool)
+    keep[[2, 9]] = False
+    ref = L.lift(p2, keep, edges)
+    for m in (keep.astype(np.int64), keep.astype(np.uint8), torch.as_tensor(keep.astype(np.int32))):
+        np.testing.assert_array_equal(L.lift(p2, m, edges).canonical, ref.canonical)
+    soft = np.where(keep, 0.9, 0.4)  # confidences: 0.4 must not silently become True
+    with pytest.raises(L.LiftInputError, match=r"mask has dtype float64; pass bool .* mask = confidence > 0.5"):
+        L.lift(p2, soft, edges)
+    with pytest.raises(L.LiftInputError, match=r"mask holds the value\(s\) \[2\].*0 \(hidden\) or 1 \(visible\)"):
+        L.lift(p2, keep.astype(int) * 2, edges)
+    with pytest.raises(L.LiftInputError, match="mask has dtype"):
+        L.lift(p2, keep.astype(np.float32), edges)  # even 0.0/1.0 floats: say what is meant
+
+
+def test_lift_is_its_three_steps(pose):
+    """check_inputs -> choose_graph -> model(return_norm=True) -> fit_camera gives lift's outputs exactly."""
+    p2, edges = pose
+    mask = np.ones(15, bool)
+    mask[4] = False
+    p, m, single = L.check_inputs(p2 * [1, -1], mask, y_down=True)
+    assert single and p.shape == (1, 15, 2) and (p[0, 4] == 0).all()
+    np.testing.assert_allclose(p[0, mask].numpy(), p2[mask], atol=1e-6)  # y flipped back to up
+    A, graph = L.choose_graph(p, m, edges)
+    assert graph == "edges" and A.shape == (1, 15, 15) and A[0].diagonal().all() and not A[0, 4, 3]
+    assert (A == A.transpose(1, 2)).all()
+    model, _ = L.load_model()
+    with torch.no_grad():
+        y, norm = model(p, m, A, return_norm=True)
+    canon = torch.where(m[..., None], y * norm.scale[:, None, None], 0.0)
+    canon = torch.where(m[..., None], canon - (canon * m[..., None]).sum(1, keepdim=True) / m.sum(1)[:, None, None], 0)
+    cam = L.fit_camera(p, canon, m, y_down=True)
+    out = L.lift(p2 * [1, -1], mask, edges, y_down=True)
+    np.testing.assert_array_equal(out.canonical, canon[0].numpy())
+    for k in ("camera", "camera_mirror", "rotation", "scale", "translation"):
+        np.testing.assert_array_equal(getattr(out, k), cam[k][0])
+    with pytest.raises(L.LiftInputError, match="unknown rig"):
+        L.choose_graph(p, m, rig="nope", known_rigs={})
+
+
+def test_docs_name_functions_that_exist():
+    import lfm
+
+    assert "lfm.lift.rigs" not in (L.__doc__ + lfm.__doc__ + L.lift.__doc__)
+    assert "lfm.lifting.rigs()" in L.__doc__ and callable(L.rigs)
+    for name in L.__all__:
+        assert hasattr(L, name), name

@@ -21,7 +21,8 @@ def _name(req: str) -> str:
 
 def test_environment_yml_agrees_with_pyproject():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    wanted = {_name(r): r for r in project["dependencies"] + project["optional-dependencies"]["test"]}
+    extras = project["optional-dependencies"]
+    wanted = {_name(r): r for r in project["dependencies"] + extras["test"] + extras["kinematic"]}
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
     pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d)
     listed = {_name(r): r for r in pip if not r.startswith("-")}
@@ -31,7 +32,7 @@ def test_environment_yml_agrees_with_pyproject():
             assert listed[name] == "torch==2.13.0", "environment.yml must pin torch==2.13.0"
         else:
             assert listed[name].replace(" ", "") == req.replace(" ", ""), f"{name}: {listed[name]} vs {req}"
-    assert "-e .[test]" in pip
+    assert "-e .[test,kinematic]" in pip
     py = next(d for d in env["dependencies"] if isinstance(d, str) and d.startswith("python"))
     minimum = project["requires-python"].lstrip(">=")
     assert tuple(map(int, py.split("=")[1].split("."))) >= tuple(map(int, minimum.split(".")))
@@ -49,7 +50,7 @@ def test_ci_runs_exactly_the_readme_test_command():
 def test_makefile_installs_pinned_torch_first():
     mk = (ROOT / "Makefile").read_text()
     torch_at = mk.index("pip install --quiet torch==2.13.0")
-    assert torch_at < mk.index("pip install --quiet -e '.[test]'")
+    assert torch_at < mk.index("pip install --quiet -e '.[test,kinematic]'")
 
 
 def test_numbered_notebooks_are_contiguous():

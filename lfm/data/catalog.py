@@ -97,7 +97,7 @@ class Record:
     split: str = ""  # the split rule, in words
     test: Callable[[CategorySet], np.ndarray] = field(default=everything, repr=False)
     graph: str = ""  # how the skeleton edges were obtained
-    licence_file: str = ""  # registry entry whose licence applies
+    licence_file: str = ""  # registry entry whose licence applies; for a model from a wheel: "wheel:<model>"
     citation: str = ""
     role: str = "train"
     articulated: bool = True  # limbs may be bent (pose augmentation); False for rigid shapes, faces, the shark
@@ -106,6 +106,10 @@ class Record:
 
     @property
     def licence(self) -> str:
+        if self.licence_file.startswith("wheel:"):  # a kinematic model: its licence lives in its model spec
+            from .kinematic import MODELS
+
+            return MODELS[self.licence_file[len("wheel:"):]].licence
         return _registry_licence(self.licence_file)
 
     @property
@@ -223,6 +227,45 @@ RECORDS: tuple[Record, ...] = (
            "mediapipe_face/face_model_with_iris_vertices.obj", "MediaPipe canonical face (Kartynnik et al. 2019)",
            role="extra", articulated=False),
 )
+
+
+# Kinematic models from pinned wheels (lfm.data.kinematic): forward kinematics of smooth joint-angle trajectories
+# within the joint limits; 50 trajectories x 100 frames each; the last 20 % of trajectories test.
+def _kin(name, category, kind, role="train", articulated=True):
+    from_file = {"dmc": "dm-control 1.0.50 MJCF", "pb": "pybullet 3.2.7 URDF", "myo": "myo-sim 0.2.3 MJCF"}
+    split = ("by trajectory: the last 20% of trajectory ids test" if role == "train" else
+             "leave-category-out: never trained on; every trajectory test" if role == "ood" else
+             "rig transfer: this rig is held out of training; every trajectory test")
+    return Record(name, category, kind, name, _KIN_KEYPOINTS[name], _lazy("kinematic", "load_kinematic", name), "m",
+                  "model z -> +y (or the model's own +y)", split, last_sequences(0.2) if role == "train" else everything,
+                  "kinematic tree of the model (parent -> child joint anchors)", f"wheel:{name}",
+                  f"{from_file[name.split('_')[0]]} model, sampled by lfm.data.kinematic", role=role,
+                  articulated=articulated, test_stride=1 if role == "train" else 2)
+
+
+_KIN_KEYPOINTS = {"dmc_dog": 66, "dmc_quadruped": 17, "dmc_humanoid": 20, "dmc_cmu_humanoid": 33, "dmc_ant": 13,
+                  "dmc_fish": 10, "pb_kuka_iiwa": 8, "pb_franka_panda": 9, "pb_xarm6": 5, "pb_a1": 17, "pb_aliengo": 17,
+                  "pb_laikago": 17, "pb_mini_cheetah": 17, "pb_humanoid": 15, "myo_arm": 37, "myo_fullbody": 100}
+KINEMATIC_RECORDS = (
+    _kin("dmc_dog", "dog", "animal"),
+    _kin("dmc_quadruped", "quadruped", "animal"),
+    _kin("dmc_humanoid", "human", "human"),
+    _kin("dmc_cmu_humanoid", "human", "human"),
+    _kin("pb_humanoid", "human", "human"),
+    _kin("myo_fullbody", "human", "human"),
+    _kin("myo_arm", "human_arm", "human"),
+    # held-out categories of other kinds: robot arms, quadruped robots, a swimming fish model, the ant robot
+    _kin("pb_kuka_iiwa", "robot_arm", "robot", "ood"),
+    _kin("pb_franka_panda", "robot_arm", "robot", "ood"),
+    _kin("pb_xarm6", "robot_arm", "robot", "ood"),
+    _kin("pb_a1", "quadruped_robot", "robot", "ood"),
+    _kin("pb_aliengo", "quadruped_robot", "robot", "ood"),
+    _kin("pb_laikago", "quadruped_robot", "robot", "ood"),
+    _kin("pb_mini_cheetah", "quadruped_robot", "robot", "ood"),
+    _kin("dmc_fish", "fish", "animal", "ood"),
+    _kin("dmc_ant", "ant_robot", "robot", "ood"),
+)
+RECORDS = RECORDS + KINEMATIC_RECORDS
 
 
 def _check_table(recs) -> None:

@@ -107,6 +107,11 @@ class Batch:
         return Batch(self.points2d.to(device), self.target.to(device), self.mask.to(device),
                      self.adjacency.to(device), self.category, self.frame, self.slots)
 
+    def rows(self, sel: slice) -> "Batch":
+        """The samples ``sel`` of this batch (a data-parallel rank's share), padding unchanged."""
+        return Batch(self.points2d[sel], self.target[sel], self.mask[sel], self.adjacency[sel], self.category[sel],
+                     self.frame[sel], self.slots[sel])
+
 
 def category_graph(cs: CategorySet, graph: str = "skeleton", k: int = 3) -> np.ndarray | None:
     """The fixed ``(N, N)`` bool adjacency of a category: its skeleton, or k-NN on its mean 3D shape; ``None`` for

@@ -6,7 +6,9 @@ licence. :func:`fetch` puts a verified copy in the data cache and returns its pa
 
 1. a cached copy whose sha256 matches is used as is (a mismatching one is deleted and fetched again);
 2. otherwise the upstream URL is tried (or ``LFM_BASE_URL/<name>`` when that setting is given);
-3. then the offline mirror (``LFM_MIRROR``, default ``../shared/data/open`` beside the repository).
+3. then the offline mirror (``LFM_MIRROR``, default ``../shared/data/open`` beside the repository). A mirror file
+   whose size on disk differs from the registry's is reported as such (path, expected and actual bytes: re-copy
+   it), before any copy is made.
 
 A file is written under a temporary name beside its destination and renamed into place only after its size
 and sha256 check out, so no half file ever exists under the final name. Settings (environment variables, read
@@ -171,6 +173,16 @@ def fetch(name: str, *, progress: bool = True) -> Path:
             tried.append(f"{url}: sha256 {e.args[0]}, expected {entry['sha256']} (the upstream file changed)")
             bad_hash.append((url, e.args[0]))
     mirror = paths.mirror_dir() / name
+    if mirror.is_file() and mirror.stat().st_size != entry["bytes"]:
+        size = mirror.stat().st_size
+        places = "\n  ".join(tried)
+        raise DataUnavailableError(
+            f"{name}: the mirror copy {mirror} is {size:,} bytes on disk, expected {entry['bytes']:,} "
+            f"({'truncated: the copy into the mirror was cut short' if size < entry['bytes'] else 'too long'}). "
+            f"Nothing was copied into {dest.parent}. Fix: copy that file into the mirror again from the original "
+            f"(or from {entry['url'] or 'its SOURCE.md'}), or set LFM_MIRROR to a complete copy of the open data. "
+            f"Places tried before the mirror:\n  {places}"
+        )
     if mirror.is_file():
         try:
             with open(mirror, "rb") as f:
@@ -197,12 +209,24 @@ def fetch(name: str, *, progress: bool = True) -> Path:
     )
 
 
-def fetch_all(prefix: str = "", *, progress: bool = True) -> dict[str, Path]:
-    """Fetch every registry file whose name starts with ``prefix`` (e.g. a folder name)."""
+def fetch_all(prefix: str = "", *, progress: bool = True, unavailable: dict | None = None) -> dict[str, Path]:
+    """Fetch every registry file whose name starts with ``prefix`` (e.g. a folder name).
+
+    A file that can be had from nowhere (no network, not in the mirror) raises :class:`DataUnavailableError`, unless
+    a dict is passed as ``unavailable``: then it collects ``{name: reason}`` and the others are still fetched.
+    A checksum mismatch always raises."""
     names = [n for n in sorted(_registry()) if n.startswith(prefix)]
     if not names:
         _entry(prefix)  # raises with the known names
-    return {n: fetch(n, progress=progress) for n in names}
+    out = {}
+    for n in names:
+        try:
+            out[n] = fetch(n, progress=progress)
+        except DataUnavailableError as e:
+            if unavailable is None:
+                raise
+            unavailable[n] = str(e)
+    return out
 
 
 def cached_arrays(key: str, sources, build, *, version: int = 1) -> dict:
