@@ -43,9 +43,12 @@ def _load_yaml(path) -> dict:
         raise CLIError(f"parameter file {path} does not exist; see params/ for examples.") from None
     except yaml.YAMLError as e:
         raise CLIError(f"{path} is not valid YAML ({_one_line(e)}); fix the file.") from None
+    if isinstance(data, dict) and "stages" in data:
+        return data  # a recipe (lfm.train.read_recipe checks it)
     if not isinstance(data, dict) or set(data) - {"model", "train"}:
         raise CLIError(f"{path} must hold two mappings, 'model:' (ModelConfig fields) and 'train:' "
-                       f"(TrainConfig fields); found keys {sorted(data) if isinstance(data, dict) else type(data).__name__}.")
+                       f"(TrainConfig fields), or be a recipe ('name:' and 'stages:', see params/train_*.yaml); "
+                       f"found keys {sorted(data) if isinstance(data, dict) else type(data).__name__}.")
     return data
 
 
@@ -81,8 +84,16 @@ def _train(args: argparse.Namespace) -> int:
     from .train import train
 
     data = _load_yaml(args.file) if args.file else {}
-    mcfg, tcfg = _configs(data, args.file or "defaults")
     out_dir = Path(args.output) if args.output else paths.runs_dir() / "lfm"
+    if "stages" in data:  # a recipe: every stage (resumable), then the export <out>/model.pt
+        from .train import run_recipe
+
+        if args.restart:
+            raise CLIError(f"--restart does not apply to a recipe; choose another -o than {out_dir} to start over.")
+        exported = run_recipe(args.file, out_dir, progress=not args.no_progress)
+        print(f"lfm train: recipe {data.get('name')} trained; exported {exported}")
+        return 0
+    mcfg, tcfg = _configs(data, args.file or "defaults")
     last = out_dir / "last.pt"
     try:
         if not args.restart and last.exists():
@@ -226,11 +237,13 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser(
         "train", parents=[common],
         help="train a model on the open benchmark (resumable)",
-        description="Train one LFM on the in-distribution categories of the open benchmark. -f PARAMS.yaml holds "
+        description="Train one LFM on the in-distribution sets of the open benchmark. -f FILE is a recipe "
+        "(params/train_*.yaml: 'name:' and 'stages:', each stage in OUTPUT/<stage>/, then OUTPUT/model.pt) or holds "
         "'model:' and 'train:' mappings (fields of lfm.config.ModelConfig / TrainConfig; absent = defaults). "
-        "Checkpoints: OUTPUT/last.pt every epoch, OUTPUT/best.pt; rerunning the same command resumes.",
+        "Checkpoints: last.pt every epoch, best.pt; rerunning the same command resumes. Several processes: "
+        "torchrun --nproc_per_node K -m lfm.cli train ... (README, training on the full datasets).",
     )
-    t.add_argument("-f", "--file", help="YAML parameters (e.g. params/train_open_v1.yaml)")
+    t.add_argument("-f", "--file", help="a recipe or a parameter file (e.g. params/train_open_v2.yaml)")
     t.add_argument("-o", "--output", help="run folder (default: runs/lfm in the repository)")
     t.add_argument("--restart", action="store_true", help="ignore an existing last.pt and start over (best.pt is "
                    "replaced after the first epoch)")

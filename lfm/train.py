@@ -294,7 +294,10 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, out_dir, *, resume: bool = T
             bar.reset(total=cfg.epoch_steps)
             bar.set_description(f"epoch {st['epoch'] + 1}")
         for _ in range(cfg.epoch_steps):
-            loss = train_step(run.model, run.opt, draw_batch(run), allow_reflection=cfg.allow_reflection,
+            batch = draw_batch(run)
+            st["samples"] = st.get("samples", 0) + len(batch.category) * run.ctx.world  # global samples seen
+            st["samples_rank"] = st.get("samples_rank", 0) + len(batch.category)  # this process's share
+            loss = train_step(run.model, run.opt, batch, allow_reflection=cfg.allow_reflection,
                               procrustes=cfg.procrustes, amp=run.amp)
             losses.append(run.ctx.mean(loss))  # the global batch's loss
             st["step"] += 1
@@ -305,7 +308,8 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, out_dir, *, resume: bool = T
         end_epoch(run, losses, t0, log)
     if bar is not None:
         bar.close()
-    summary = {"stopped": st["stopped"], "epochs": st["epoch"], "steps": st["step"], "best_val_refl": st["best"],
+    summary = {"stopped": st["stopped"], "epochs": st["epoch"], "steps": st["step"], "samples": st.get("samples", 0),
+               "samples_rank0": st.get("samples_rank", 0), "best_val_refl": st["best"],
                "best_epoch": st["best_epoch"], "elapsed_s": st["elapsed_s"], "history": st["history"],
                "model_config": dataclasses.asdict(model_cfg), "train_config": _plain_cfg(cfg),
                "data_hash": run.data_hash, "processes": run.ctx.world, "provenance": provenance(run.device.type)}
