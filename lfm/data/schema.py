@@ -122,10 +122,11 @@ def skeleton_from_motion(points3d: np.ndarray, visible: np.ndarray | None = None
     d = np.linalg.norm(P[:, :, None] - P[:, None, :], axis=-1)  # (F, N, N)
     both = V[:, :, None] & V[:, None, :]
     cnt = both.sum(0)
-    mean = np.where(cnt > 0, (d * both).sum(0) / np.maximum(cnt, 1), np.inf)
-    var = np.where(cnt > 1, ((d - mean) ** 2 * both).sum(0) / np.maximum(cnt - 1, 1), np.inf)
-    scale = np.nanmedian(mean[np.isfinite(mean) & (mean > 0)]) if np.isfinite(mean).any() else 1.0
-    w = np.sqrt(var) / np.maximum(mean, 1e-9 * scale) + 1e-3 * mean / scale
+    with np.errstate(invalid="ignore", divide="ignore"):  # pairs never seen together: inf, dropped below
+        mean = np.where(cnt > 0, (d * both).sum(0) / np.maximum(cnt, 1), np.inf)
+        var = np.where(cnt > 1, ((d - mean) ** 2 * both).sum(0) / np.maximum(cnt - 1, 1), np.inf)
+        scale = np.nanmedian(mean[np.isfinite(mean) & (mean > 0)]) if np.isfinite(mean).any() else 1.0
+        w = np.sqrt(var) / np.maximum(mean, 1e-9 * scale) + 1e-3 * mean / scale
     w = np.where(np.isfinite(w) & (cnt > 1), w + 1e-12, 0.0)  # 0 = no edge in scipy's sparse graph
     np.fill_diagonal(w, 0.0)
     tree = minimum_spanning_tree(np.triu(w)).tocoo()
