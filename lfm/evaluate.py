@@ -31,7 +31,7 @@ from .data.schema import CategorySet, skeleton_from_motion
 from .metrics import pa_mpjpe, rms_radius
 
 __all__ = ["predict", "score", "evaluate_category", "evaluate_benchmark", "summarize", "eval_adjacency",
-           "write_evaluation", "targets", "TARGETS", "trained_on", "PROTOCOL", "EVAL_GRAPHS", "demo_dump", "flat_guess"]
+           "write_evaluation", "targets", "TARGETS", "trained_on", "occlusion_curve", "examples", "PROTOCOL", "EVAL_GRAPHS", "demo_dump", "flat_guess"]
 
 EVAL_GRAPHS = ("trained", "skeleton", "motion_mst", "mean_knn", "input_knn")
 
@@ -240,6 +240,62 @@ def write_evaluation(path, res: dict, ck: dict, checkpoint, *, extra: dict | Non
     w.writerows(res["rows"])
     atomic_write_text(path.with_name(path.stem + "_rows.csv"), buf.getvalue())
     return path
+
+
+def occlusion_curve(model, ck: dict, splits: dict, fractions=(0.0, 0.2, 0.4, 0.6, 0.8), *, protocol: str = "realistic",
+                    seed: int = 0, device="cpu") -> list[dict]:
+    """Error against the fraction of hidden keypoints (the paper's FAQ: "> 60 % degrades"): the fixed test views of
+    each set with a seeded random ``fraction`` of each view's visible keypoints hidden (never below 3 visible),
+    scored on the keypoints that stay visible, with the checkpoint's trained graph; flat scored the same way."""
+    from .data import benchmark
+    from .data.views import occlude
+
+    trained, attention = ck["train_config"]["graph"], ck["model_config"]["attention"]
+    rows = []
+    for c, sp in splits.items():
+        v = benchmark.test_views(sp, protocol)
+        graph_set = sp.train if sp.train is not None else sp.test
+        for f in fractions:
+            rng = np.random.default_rng([seed, benchmark.protocol_seed(c, protocol), int(round(100 * f))])
+            vis = occlude(v.visible, v.points2d, rng, p_joint=f) if f > 0 else v.visible
+            p2 = np.where(vis[..., None], v.points2d, 0.0).astype(np.float32)
+            r = evaluate_category(model, sp.test, p2, v.points3d, vis, graph="trained", device=device,
+                                  attention=attention, graph_set=graph_set, trained=trained)
+            r.pop("_pred")
+            rows.append({"category": c, "fraction_hidden": f, "hidden_measured": float(1 - vis.sum() / v.visible.sum()),
+                         "protocol": protocol} | r)
+    return rows
+
+
+def examples(predictions: dict, splits: dict, *, protocol: str = "realistic", pick: str = "median",
+             n: int = 1) -> list[dict]:
+    """Frames to draw (``lfm.plots.montage``) from :func:`evaluate_benchmark`'s ``predictions``: per set the frame of
+    median error (``pick='median'``), or over all sets the ``n`` worst frames (``pick='worst'``). Each item holds the
+    visible ground truth and the prediction aligned to it (similarity, reflection allowed), both divided by the
+    truth's RMS radius, the rig's edges among the visible keypoints, and the frame's error."""
+    from .geometry import similarity_align
+
+    cands = []
+    for (c, proto), d in predictions.items():
+        if proto != protocol or c not in splits:
+            continue
+        gt, pred, m = (torch.as_tensor(d[k], dtype=torch.float64) for k in ("labels_3d", "outputs_3d", "masks"))
+        m = m.bool()
+        err = pa_mpjpe(pred, gt, m, allow_reflection=True) / rms_radius(gt, m)
+        order = torch.argsort(err)
+        idx = [int(order[len(order) // 2])] if pick == "median" else [int(i) for i in order[-n:]]
+        for i in idx:
+            vis = m[i].numpy()
+            al = similarity_align(pred[i:i + 1], gt[i:i + 1], m[i:i + 1], allow_reflection=True).aligned[0]
+            r = float(rms_radius(gt[i:i + 1], m[i:i + 1])[0])
+            keep = np.cumsum(vis) - 1
+            e = np.asarray(splits[c].test.edges).reshape(-1, 2)
+            e = keep[e[vis[e].all(1)]] if len(e) else e
+            cands.append({"title": f"{c}: {float(err[i]):.2f}", "set": c, "error": float(err[i]),
+                          "gt": (gt[i][m[i]] / r).numpy(), "pred": (al[m[i]] / r).numpy(), "edges": e})
+    if pick == "worst":
+        cands = sorted(cands, key=lambda x: -x["error"])[:n]
+    return cands
 
 
 # The generalization targets (issue 13 of the project): realistic cameras, reflection allowed, means over the sets

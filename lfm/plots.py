@@ -16,12 +16,17 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-__all__ = ["style", "savefig", "PALETTE", "ratio_bars", "training_curve", "lever_bars", "FLAT_LABEL"]
+__all__ = ["style", "savefig", "PALETTE", "ratio_bars", "training_curve", "lever_bars", "FLAT_LABEL", "RATIO_LABEL", "ROLE_LABELS", "montage",
+           "GT_COLOUR", "PRED_COLOUR"]
+
+GT_COLOUR, PRED_COLOUR = "#D55E00", "#0072B2"  # ground truth red (vermillion), prediction blue, as the paper
 
 # Okabe & Ito (2008): distinguishable with every common colour-vision deficiency
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000")
 FLAT_LABEL = "flat guess (2D as 3D) = 1"
 RATIO_LABEL = "PA-MPJPE / flat guess (lower is better)"
+ROLE_LABELS = {"train": "in distribution", "ood": "held-out category", "rig_transfer": "held-out rig",
+               "untrained": "not trained on (other benchmark version)"}
 
 
 def style() -> None:
@@ -108,4 +113,31 @@ def lever_bars(table, *, columns: dict, title: str, errors: dict | None = None):
     ax.set_title(title)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     fig.tight_layout()
+    return fig
+
+
+def montage(items: list[dict], *, title: str, cols: int = 4):
+    """3D shapes side by side, two viewpoints each (front: x-y, side: z-y): ground truth in red, the prediction
+    (aligned to it) in blue, skeleton edges drawn. ``items``: dicts with ``title``, ``gt`` and ``pred`` ``(N, 3)``
+    (visible keypoints only) and ``edges`` ``(E, 2)``; units are the ground truth's RMS radius."""
+    style()
+    rows = -(-len(items) // cols)
+    fig, axes = plt.subplots(rows, 2 * cols, figsize=(2.1 * 2 * cols, 2.5 * rows + 0.6), squeeze=False)
+    for ax in axes.flat:
+        ax.set_axis_off()
+    for k, it in enumerate(items):
+        r, c = divmod(k, cols)
+        for v, (a, b, name) in enumerate(((0, 1, "front"), (2, 1, "side"))):
+            ax = axes[r, 2 * c + v]
+            for pts, col, lw in ((it["gt"], GT_COLOUR, 1.6), (it["pred"], PRED_COLOUR, 1.2)):
+                for i, j in np.asarray(it["edges"]).reshape(-1, 2):
+                    ax.plot(pts[[i, j], a], pts[[i, j], b], color=col, lw=lw, alpha=0.9)
+                ax.scatter(pts[:, a], pts[:, b], s=6, color=col, zorder=3)
+            ax.set_aspect("equal")
+            ax.set_title(f"{it['title']}\n({name})" if v == 0 else f"({name})", fontsize=9)
+    handles = [plt.Line2D([], [], color=GT_COLOUR, lw=2, label="ground truth"),
+               plt.Line2D([], [], color=PRED_COLOUR, lw=2, label="LFM (aligned to the truth)")]
+    fig.legend(handles=handles, loc="lower center", ncol=2, frameon=False)
+    fig.suptitle(title)
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
     return fig
