@@ -123,3 +123,68 @@ def test_targets_report_missing_protocols_as_not_evaluated():
     assert t["in-distribution mean"]["met"] is True and t["in-distribution worst set"]["met"] is False
     assert t["leave-category-out mean"]["value"] is None and t["leave-category-out mean"]["met"] is None
     assert t["depth sign: det=+1 vs reflection allowed"]["value"] == pytest.approx(0.1)
+
+
+def test_score_divides_by_the_truths_radius():
+    """A known error on a shape of RMS radius 2: PA-MPJPE 0.3 in units, 0.15 in radii."""
+    gt = np.zeros((1, 4, 3))
+    gt[0, :, 0] = [-2.0, 2.0, 0, 0]
+    gt[0, :, 1] = [0, 0, -2.0, 2.0]  # radius 2
+    pred = gt.copy()
+    pred[0, :, 2] = [0.3, 0.3, -0.3, -0.3]  # out of plane: no similarity removes it
+    s = evaluate.score(pred, gt, np.ones((1, 4), bool))
+    from lfm.geometry import similarity_align
+
+    al = similarity_align(torch.as_tensor(pred), torch.as_tensor(gt)).aligned
+    want = float(np.linalg.norm((al - torch.as_tensor(gt)).numpy(), axis=-1).mean())
+    assert want > 0.1
+    assert s["mpjpe_units"][0] == pytest.approx(want, rel=1e-6) and s["det"][0] == pytest.approx(want / 2, rel=1e-6)
+
+
+def test_roles_graphs_and_predictions_of_evaluate_benchmark(monkeypatch, rng):
+    """An in-distribution set the checkpoint did not train on is 'untrained' (not in the train mean); 'mix' is
+    scored with the rig skeleton; predictions are kept for the first graph; 'all' means every benchmark set."""
+    from lfm.data import benchmark
+
+    P, edges = random_articulated_motion(rng, n_joints=8, frames=30)
+    mk = lambda X, n: CategorySet(n, "r", X, np.ones(X.shape[:2], bool), edges, np.zeros(len(X)), "m", "", "")  # noqa: E731
+    splits = {n: Split(n, mk(P[:20], n), mk(P[20:25], n), mk(P[25:], n), "toy") for n in ("dog", "chair")}
+    monkeypatch.setattr(benchmark, "test_views", lambda split, proto: __import__("lfm").data.synthesize_views(
+        split.test.points3d, split.test.visible, seed=0))
+    ck = {"train_config": {"graph": "mix", "categories": ["dog"]}, "model_config": {"attention": "hybrid"}}
+    model = Replay(np.zeros((1000, 8, 3)))
+    res = evaluate.evaluate_benchmark(model, ck, splits, protocols=("realistic",), graphs=("trained", "input_knn"),
+                                      real2d=False, keep_predictions=True)
+    roles = {(r["category"], r["graph"]): (r["role"], r["ood"]) for r in res["rows"]}
+    assert roles[("dog", "trained")] == ("train", False) and roles[("chair", "trained")] == ("untrained", True)
+    assert {m["role"] for m in res["means"]} == {"train", "untrained"}
+    assert res["mean"]["realistic"]["ratio_refl"] == pytest.approx(
+        next(r["ratio_refl"] for r in res["rows"] if r["category"] == "dog" and r["graph"] == "trained"))
+    skeleton = torch.as_tensor(evaluate.eval_adjacency("skeleton", splits["dog"].train))
+    assert torch.equal(model.adjacency[0][0] if model.adjacency[0].dim() == 3 else model.adjacency[0], skeleton)
+    assert set(res["predictions"]) == {("dog", "realistic"), ("chair", "realistic")}
+    d = res["predictions"][("dog", "realistic")]
+    assert d["outputs_3d"].shape == d["labels_3d"].shape == (5, 8, 3) and d["masks"].all()
+    assert evaluate.eval_adjacency("input_knn", splits["dog"].train) == "input_knn"
+    assert evaluate.trained_on({"train_config": {"categories": ["all"]}}) == set(benchmark.CATEGORIES)
+
+
+def test_targets_with_every_protocol_present():
+    base = {"protocol": "realistic", "max_ratio_refl": 0.5}
+    res = {"means": [
+        base | {"role": "train", "graph": "trained", "ratio_refl": 0.25, "model_det": 0.104, "model_refl": 0.1},
+        base | {"role": "train", "graph": "skeleton", "ratio_refl": 0.25, "model_det": 0.1, "model_refl": 0.1},
+        base | {"role": "train", "graph": "motion_mst", "ratio_refl": 0.3, "model_det": 0.1, "model_refl": 0.105},
+        base | {"role": "train", "graph": "mean_knn", "ratio_refl": 0.3, "model_det": 0.1, "model_refl": 0.12},
+        base | {"role": "train", "graph": "input_knn", "ratio_refl": 0.85, "model_det": 0.1, "model_refl": 0.1},
+        base | {"role": "ood", "graph": "trained", "ratio_refl": 0.59, "model_det": 0.1, "model_refl": 0.1},
+        base | {"role": "rig_transfer", "graph": "trained", "ratio_refl": 0.61, "model_det": 0.1, "model_refl": 0.1},
+    ]}
+    t = {r["target"]: r for r in evaluate.targets(res)}
+    assert t["skeleton swap: motion_mst vs rig skeleton"]["value"] == pytest.approx(0.05)
+    assert t["skeleton swap: motion_mst vs rig skeleton"]["met"] is True
+    assert t["skeleton swap: mean_knn vs rig skeleton"]["value"] == pytest.approx(0.2)
+    assert t["skeleton swap: mean_knn vs rig skeleton"]["met"] is False
+    assert t["depth sign: det=+1 vs reflection allowed"]["met"] is True  # +4 %
+    assert t["leave-category-out mean"]["met"] is True and t["rig transfer mean"]["met"] is False
+    assert t["no skeleton (in distribution)"]["met"] is False

@@ -307,3 +307,46 @@ def test_float32_far_from_origin_matches_float64(offset):
     tol = 1e-5 * (1 + offset)  # the float32 resolution of the input itself
     torch.testing.assert_close(got.R.double(), ref.R, atol=tol, rtol=0)
     torch.testing.assert_close(got.aligned.double(), ref.aligned, atol=10 * tol, rtol=0)
+
+
+def test_orthographic_camera_translation_and_early_stop(rng):
+    """The fitted translation maps the shape onto the 2D (camera = s * shape @ R + t), with and without ``tol``."""
+    B, N = 4, 12
+    shape = rng.normal(size=(B, N, 3))
+    R, s, t = random_similarity(rng, B)
+    p2d = apply_similarity(shape, R, s, t)[..., :2] + 0.01 * rng.normal(size=(B, N, 2))
+    full = fit_orthographic_camera(t64(p2d), t64(shape), n_iter=100)
+    early = fit_orthographic_camera(t64(p2d), t64(shape), n_iter=100, tol=1e-8)
+    for fit in (full, early):
+        assert fit.t.shape == (B, 3)
+        recon = fit.s[:, None, None] * (t64(shape) @ fit.R) + fit.t[:, None]
+        torch.testing.assert_close(recon, fit.camera3d, atol=1e-10, rtol=0)
+        torch.testing.assert_close(fit.t[:, :2], t64(p2d).mean(1) - (fit.s[:, None, None] * t64(shape) @ fit.R
+                                                                     ).mean(1)[:, :2], atol=1e-10, rtol=0)
+    torch.testing.assert_close(early.residual, full.residual, atol=1e-6, rtol=0)  # converged to the same optimum
+
+
+def test_small_shapes_keep_their_scale(rng):
+    """A shape of size 1e-4 is aligned like any other (eps must not clamp a real variance)."""
+    x = 1e-4 * rng.normal(size=(3, 9, 3))
+    R, s, t = random_similarity(rng, 3)
+    y = apply_similarity(x, R, s, t)
+    fit = similarity_align(t64(x), t64(y))
+    torch.testing.assert_close(fit.s, t64(s), atol=1e-9, rtol=1e-6)
+    fit = fit_orthographic_camera(t64(y[..., :2]), t64(x))
+    torch.testing.assert_close(fit.s, t64(s), rtol=1e-6, atol=0)
+
+
+def test_collapsed_sample_in_a_batch_of_other_scales(rng):
+    """A collapsed sample (all points equal) falls back to identity without changing its batch neighbours."""
+    x = rng.normal(size=(3, 8, 3)) * np.array([1.0, 1e3, 1e-3])[:, None, None]
+    x[1] = 5.0  # collapsed, far from the origin
+    R, s, t = random_similarity(rng, 3)
+    y = apply_similarity(x, R, s, t)
+    fit = similarity_align(t64(x), t64(y))
+    torch.testing.assert_close(fit.R[1], torch.eye(3, dtype=torch.float64))
+    for b in (0, 2):
+        torch.testing.assert_close(fit.R[b], t64(R[b]), atol=1e-8, rtol=0)
+    # float32: the collapse test is per sample, so the 1e-3 shape is not mistaken for a collapsed one
+    f32 = similarity_align(torch.tensor(x, dtype=torch.float32), torch.tensor(y, dtype=torch.float32))
+    torch.testing.assert_close(f32.R[2], torch.tensor(R[2], dtype=torch.float32), atol=2e-3, rtol=0)

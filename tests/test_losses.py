@@ -138,3 +138,18 @@ def test_nan_in_hidden_joints_never_leaks(rng, align):
     gt[:, 5] = float("nan")
     pred[:, 6] = float("inf")
     assert float(procrustes_mse(pred, gt, mask, align=align)) == pytest.approx(float(ref), rel=1e-12)
+
+
+def test_float32_inputs_give_a_float32_loss_equal_to_float64(rng):
+    """The training path is float32: the loss keeps the input dtype and agrees with the float64 value."""
+    from lfm.losses import procrustes_mse
+
+    pred = rng.normal(size=(6, 11, 3))
+    gt = rng.normal(size=(6, 11, 3))
+    mask = torch.as_tensor(rng.random((6, 11)) > 0.2)
+    for align in (True, False):
+        l32 = procrustes_mse(torch.tensor(pred, dtype=torch.float32), torch.tensor(gt, dtype=torch.float32), mask,
+                             align=align)
+        l64 = procrustes_mse(torch.tensor(pred), torch.tensor(gt), mask, align=align)
+        assert l32.dtype == torch.float32 and l64.dtype == torch.float64, align
+        assert float(l32) == pytest.approx(float(l64), rel=1e-5)
