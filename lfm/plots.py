@@ -16,7 +16,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-__all__ = ["style", "savefig", "PALETTE", "ratio_bars", "training_curve", "lever_bars", "FLAT_LABEL", "RATIO_LABEL", "ROLE_LABELS", "montage",
+__all__ = ["style", "savefig", "PALETTE", "ratio_bars", "training_curve", "lever_bars", "FLAT_LABEL", "RATIO_LABEL", "ROLE_LABELS", "montage", "ratio_heatmap",
            "GT_COLOUR", "PRED_COLOUR"]
 
 GT_COLOUR, PRED_COLOUR = "#D55E00", "#0072B2"  # ground truth red (vermillion), prediction blue, as the paper
@@ -57,25 +57,49 @@ def savefig(fig, path, *, formats=("png", "pdf")) -> list[Path]:
 
 
 def ratio_bars(table, *, title: str, targets: dict | None = None, ax=None):
-    """Grouped bars of ratios to flat: ``table`` is a DataFrame indexed by set, one column per series (e.g. view
-    protocols or graphs). ``targets``: ``{label: value}`` drawn as dashed reference lines."""
+    """Grouped horizontal bars of ratios to flat: ``table`` is a DataFrame indexed by set (one row of bars each),
+    one column per series (view protocols, graphs). ``targets``: ``{label: value}`` drawn as dashed lines."""
     style()
-    if ax is None:
-        _, ax = plt.subplots(figsize=(max(6.0, 0.55 * len(table) + 3), 4.2))
     n = len(table.columns)
-    x = np.arange(len(table))
-    w = 0.8 / max(n, 1)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(10, 0.13 * n * len(table) + 0.12 * len(table) + 1.4))
+    y = np.arange(len(table))
+    h = 0.8 / max(n, 1)
     for k, col in enumerate(table.columns):
-        ax.bar(x + w * (k - (n - 1) / 2), table[col].to_numpy(), width=w, label=str(col), color=PALETTE[k % 8])
-    ax.axhline(1.0, color="0.4", ls=":", lw=1.2, label=FLAT_LABEL)
+        ax.barh(y + h * (k - (n - 1) / 2), table[col].to_numpy(), height=h, label=str(col), color=PALETTE[k % 8])
+    ax.axvline(1.0, color="0.4", ls=":", lw=1.2, label=FLAT_LABEL)
     for i, (label, v) in enumerate((targets or {}).items()):
-        ax.axhline(v, color="0.25", ls="--", lw=0.9, dashes=(4 + 2 * i, 2), label=label)
-    ax.set_xticks(x, [str(i) for i in table.index], rotation=40, ha="right")
-    ax.set_ylabel(RATIO_LABEL)
+        ax.axvline(v, color="0.25", ls="--", lw=0.9, dashes=(4 + 2 * i, 2), label=label)
+    ax.set_yticks(y, [str(i) for i in table.index])
+    ax.invert_yaxis()
+    ax.set_xlabel(RATIO_LABEL)
     ax.set_title(title)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     ax.figure.tight_layout()
     return ax.figure
+
+
+def ratio_heatmap(table, *, title: str, vmax: float = 2.0):
+    """Ratios to flat as a table of colours with the values written in: rows = sets, columns = series (e.g. the
+    graphs given to the model). Below 1 (better than flat) is purple, above (worse) orange (a colour-blind-safe
+    diverging map centred on the flat guess)."""
+    from matplotlib.colors import TwoSlopeNorm
+
+    style()
+    R, C = table.shape
+    fig, ax = plt.subplots(figsize=(1.3 * C + 3.2, 0.27 * R + 1.6))
+    im = ax.imshow(table.to_numpy(dtype=float), cmap="PuOr_r", norm=TwoSlopeNorm(1.0, 0.0, vmax), aspect="auto")
+    for i in range(R):
+        for j in range(C):
+            v = table.iat[i, j]
+            ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=8,
+                    color="white" if abs(v - 1) > 0.6 else "black")
+    ax.set_xticks(range(C), [str(c) for c in table.columns], rotation=30, ha="right")
+    ax.set_yticks(range(R), [str(i) for i in table.index])
+    ax.set_title(title)
+    fig.colorbar(im, ax=ax, label=RATIO_LABEL, shrink=0.6)
+    fig.tight_layout()
+    return fig
 
 
 def training_curve(history: list[dict], *, title: str = "Training"):

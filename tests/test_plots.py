@@ -28,11 +28,11 @@ def test_savefig_is_byte_stable(tmp_path):
 def test_reference_lines_are_not_data_colours():
     fig = figure()
     ax = fig.axes[0]
-    lines = [ln for ln in ax.get_lines() if ln.get_linestyle() in (":", "--")]
+    lines = [ln for ln in ax.get_lines() if ln.get_linestyle() in (":", "--")]  # vertical reference lines
     assert len(lines) == 2
     data = {matplotlib.colors.to_hex(p.get_facecolor()) for p in ax.patches}
     assert not data & {matplotlib.colors.to_hex(ln.get_color()) for ln in lines}
-    assert ax.get_ylabel() and "flat" in ax.get_ylabel()
+    assert ax.get_xlabel() and "flat" in ax.get_xlabel()
     legend = ax.get_legend()
     assert legend is not None and legend.get_bbox_to_anchor().x0 > ax.get_window_extent().x1 - 1  # outside the data
     plt.close("all")
