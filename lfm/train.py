@@ -106,6 +106,7 @@ class Run:
     proc_ds: FrameDataset | None = None
     proc_sampler: BatchSampler | None = None
     ctx: Context = field(default_factory=Context)
+    forward: object = None  # what a training step calls: the model, or its torch.compile'd wrapper
     state: dict = field(default_factory=lambda: {"epoch": 0, "step": 0, "history": [], "best": math.inf,
                                                  "best_epoch": 0, "elapsed_s": 0.0, "stopped": None})
 
@@ -152,8 +153,33 @@ def setup(model_cfg: ModelConfig, cfg: TrainConfig, out_dir, *, splits: dict | N
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=cfg.plateau_factor,
                                                        patience=cfg.plateau_patience)
     val = validation_views({c: splits[c] for c in names}, cfg.val_frames)
+    forward = _compiled(model, log=print) if cfg.compile else model
     return Run(model_cfg, cfg, Path(out_dir), device, model, opt, sched, ds, sampler, val, train_sets,
-               np.random.default_rng(cfg.seed + 1), _hash_sets(train_sets), proc_ds, proc_sampler, ctx)
+               np.random.default_rng(cfg.seed + 1), _hash_sets(train_sets), proc_ds, proc_sampler, ctx, forward)
+
+
+def _compiled(model, log=print):
+    """``torch.compile(model, dynamic=True)`` that falls back to the model itself when compilation fails (no
+    compiler, an unsupported op), saying why once."""
+    try:
+        compiled = torch.compile(model, dynamic=True)
+    except Exception as e:  # noqa: BLE001 - any failure means: run eagerly
+        log(f"torch.compile unavailable ({type(e).__name__}: {str(e).splitlines()[0][:120]}); training eagerly")
+        return model
+    state = {"ok": None}
+
+    def forward(*args, **kwargs):
+        if state["ok"] is None:
+            try:
+                out = compiled(*args, **kwargs)
+                state["ok"] = True
+                return out
+            except Exception as e:  # noqa: BLE001
+                log(f"torch.compile failed ({type(e).__name__}: {str(e).splitlines()[0][:120]}); training eagerly")
+                state["ok"] = False
+        return (compiled if state["ok"] else model)(*args, **kwargs)
+    forward.fallback = lambda: state["ok"] is False
+    return forward
 
 
 def _bare(model):
@@ -297,7 +323,7 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, out_dir, *, resume: bool = T
             batch = draw_batch(run)
             st["samples"] = st.get("samples", 0) + len(batch.category) * run.ctx.world  # global samples seen
             st["samples_rank"] = st.get("samples_rank", 0) + len(batch.category)  # this process's share
-            loss = train_step(run.model, run.opt, batch, allow_reflection=cfg.allow_reflection,
+            loss = train_step(run.forward or run.model, run.opt, batch, allow_reflection=cfg.allow_reflection,
                               procrustes=cfg.procrustes, amp=run.amp)
             losses.append(run.ctx.mean(loss))  # the global batch's loss
             st["step"] += 1

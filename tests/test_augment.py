@@ -152,3 +152,25 @@ def test_procedural_bodies_are_mixed_in(tmp_path, monkeypatch):
                 tmp_path, splits=splits)
     cats = {c for _ in range(40) for c in draw_batch(run).category}
     assert any(c != "dog" for c in cats) and "dog" in cats
+
+
+def test_compile_falls_back_to_eager_when_compilation_fails(tmp_path, monkeypatch):
+    from lfm.train import draw_batch, setup, train_step
+
+    def broken(model, **kw):
+        def call(*a, **k):
+            raise RuntimeError("no C++ compiler")
+        return call
+
+    monkeypatch.setattr(torch, "compile", broken)
+    splits = toy_splits(np.random.default_rng(0))
+    said = []
+    run = setup(ModelConfig(d_model=8, n_heads=2, n_layers=1), toy_cfg(compile=True), tmp_path, splits=splits)
+    import lfm.train as T
+
+    run.forward = T._compiled(run.model, log=said.append)
+    loss = train_step(run.forward, run.opt, draw_batch(run))
+    assert np.isfinite(loss) and run.forward.fallback() and "training eagerly" in said[0]
+    assert run.forward is not run.model and len(said) == 1
+    train_step(run.forward, run.opt, draw_batch(run))
+    assert len(said) == 1  # said once
