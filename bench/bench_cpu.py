@@ -97,7 +97,15 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="a few steps per row (checks that the script runs)")
     ap.add_argument("--curves", type=int, default=0, help="compare loss curves of float32 and the fastest mode")
+    ap.add_argument("--only-curves", metavar="MODE", help="only compare the loss curves of float32 and MODE "
+                    "(bf16 or compile) over --curves steps; writes results/bench/cpu_curves_MODE.json")
     args = ap.parse_args()
+    if args.only_curves:
+        write(f"cpu_curves_{args.only_curves}", {"curves": {args.only_curves: curves(args.curves or 2000,
+                                                                                     args.only_curves)},
+                                                   "note": "same init, same sequence of toy batches (d = 64, N = 27, "
+                                                           "batch 64); mean loss of the last 50 steps"})
+        return
     steps = 3 if args.quick else 30
     rows = []
     for threads in (1, 2):
