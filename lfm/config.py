@@ -136,15 +136,24 @@ class TrainConfig:
         return benchmark.CATEGORIES if "all" in self.categories else tuple(self.categories)
 
 
-def _type_ok(value: Any, typ: Any) -> bool:
+def type_ok(value: Any, typ: Any) -> bool:
+    """Whether ``value`` has the declared type ``typ`` (the one type rule of configs and notebook parameters): an
+    int is a float, a bool is never an int, ``list[str]`` checks the items, ``None``/``Any``/unions are not
+    checked."""
+    if typ is None or typ is Any:
+        return True
     if typ is float:
         return isinstance(value, (int, float)) and not isinstance(value, bool)
     if typ is int:
         return isinstance(value, int) and not isinstance(value, bool)
     origin = typing.get_origin(typ)
     if origin in (list, tuple):
-        (inner, *_) = typing.get_args(typ) or (Any,)
-        return isinstance(value, (list, tuple)) and all(inner is Any or _type_ok(v, inner) for v in value)
+        args = [a for a in typing.get_args(typ) if a is not Ellipsis]
+        return isinstance(value, (list, tuple)) and all(type_ok(v, args[0] if args else None) for v in value)
+    if origin is dict:
+        return isinstance(value, dict)
+    if origin is not None:
+        return True  # Union and other forms: not checked
     return isinstance(value, typ)
 
 
@@ -154,7 +163,7 @@ def validate(cfg: Any, where: str = "the parameters cell or params/paper/*.yaml"
     name = type(cfg).__name__
     for f in dataclasses.fields(cfg):
         v, typ, meta = getattr(cfg, f.name), hints[f.name], f.metadata
-        if not _type_ok(v, typ):
+        if not type_ok(v, typ):
             tname = getattr(typ, "__name__", str(typ))
             raise ConfigError(f"{name}.{f.name} = {v!r} must be of type {tname}; set {f.name} in {where}.")
         if meta.get("choices") is not None and v not in meta["choices"]:

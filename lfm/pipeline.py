@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from . import paths
+from .config import type_ok
 
 __all__ = ["list_notebooks", "notebook_parameters", "check_parameters", "run_notebooks"]
 
@@ -54,24 +55,6 @@ def _type_of(t: Any) -> Any:
         except Exception:  # noqa: BLE001 - an annotation we cannot read is not checked
             return None
     return t if isinstance(t, type) or typing.get_origin(t) is not None else None
-
-
-def _is(value: Any, t: Any) -> bool:
-    if t is None or t is Any:
-        return True
-    if t is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if t is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    origin = typing.get_origin(t)
-    if origin in (list, tuple):
-        args = [a for a in typing.get_args(t) if a is not Ellipsis]
-        return isinstance(value, (list, tuple)) and all(_is(v, args[0] if args else None) for v in value)
-    if origin is dict:
-        return isinstance(value, dict)
-    if origin is not None:
-        return True  # Union and other forms: not checked
-    return isinstance(value, t)
 
 
 def _type_name(t: Any) -> str:
@@ -114,7 +97,7 @@ def check_parameters(namespace: Mapping[str, Any], spec: Mapping[str, Any] | Non
         if name not in namespace:
             continue
         value = namespace[name]
-        if not _is(value, t):
+        if not type_ok(value, t):
             raise ConfigError(f"parameter {name} = {value!r} ({type(value).__name__}) must be of type "
                               f"{_type_name(t)}, as its parameters cell declares; set {name} to "
                               f"{'an' if _type_name(t)[0] in 'aeiou' else 'a'} {_type_name(t)} in {source}.")

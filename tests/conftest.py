@@ -57,3 +57,24 @@ def random_similarity(rng, B, reflect=False):
 def apply_similarity(x, R, s, t):
     """Row-vector convention y = s * x @ R + t (numpy)."""
     return s[:, None, None] * np.einsum("bni,bij->bnj", x, R) + t[:, None, :]
+
+
+def components(edges, n: int) -> int:
+    """Number of connected components of the graph with ``n`` nodes and ``(E, 2)`` edges (union-find)."""
+    parent = list(range(n))
+
+    def find(i):
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for a, b in np.asarray(edges, dtype=np.int64).reshape(-1, 2).tolist():
+        parent[find(a)] = find(b)
+    return len({find(i) for i in range(n)})
+
+
+def is_tree(edges, n: int) -> bool:
+    """``n - 1`` distinct undirected edges that connect all ``n`` nodes."""
+    e = np.asarray(edges, dtype=np.int64).reshape(-1, 2)
+    return len(e) == n - 1 and len({tuple(sorted(x)) for x in e.tolist()}) == n - 1 and components(e, n) == 1

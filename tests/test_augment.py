@@ -13,25 +13,8 @@ from lfm.data.benchmark import Split
 from lfm.data.dataset import mirror_poses
 from lfm.data.schema import CategorySet
 
+from .conftest import is_tree
 from .test_data_open import random_articulated_motion
-
-
-def is_tree(edges, n):
-    if len(edges) != n - 1:
-        return False
-    parent = list(range(n))
-
-    def find(a):
-        while parent[a] != a:
-            parent[a] = parent[parent[a]]
-            a = parent[a]
-        return a
-    for a, b in edges:
-        ra, rb = find(a), find(b)
-        if ra == rb:
-            return False
-        parent[ra] = rb
-    return True
 
 
 @pytest.mark.parametrize("seed", range(8))

@@ -7,21 +7,7 @@ import pytest
 import lfm.data
 from lfm.data import benchmark, catalog
 
-from .conftest import needs_mirror
-
-
-def connected(edges, n):
-    adj = [[] for _ in range(n)]
-    for a, b in edges:
-        adj[a].append(b)
-        adj[b].append(a)
-    seen, stack = {0}, [0]
-    while stack:
-        for v in adj[stack.pop()]:
-            if v not in seen:
-                seen.add(v)
-                stack.append(v)
-    return len(seen) == n
+from .conftest import components, needs_mirror
 
 
 @needs_mirror
@@ -34,7 +20,7 @@ def test_every_record_loads_and_agrees_with_its_record(rec, offline_cache):
     used = cs.visible.any(0)
     e = cs.edges[used[cs.edges].all(1)]
     remap = np.cumsum(used) - 1
-    assert connected(remap[e].tolist(), int(used.sum())), f"{rec.name}: skeleton not connected"
+    assert components(remap[e], int(used.sum())) == 1, f"{rec.name}: skeleton not connected"
     assert np.isfinite(cs.points3d).all() and cs.n_frames > 0
     if rec.role == "extra":
         return

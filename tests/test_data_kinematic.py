@@ -10,6 +10,8 @@ pytest.importorskip("dm_control", reason="the dm-control wheel (model files) is 
 from lfm.data import kinematic  # noqa: E402
 from lfm.data.kinematic import MODELS, Z_TO_Y_UP, load_kinematic  # noqa: E402
 
+from .conftest import is_tree  # noqa: E402
+
 HAVE_PYBULLET = all(kinematic.importlib.util.find_spec(p) is not None for p in ("pybullet", "pybullet_data"))
 HAVE_MYO = kinematic.importlib.util.find_spec("myo_sim") is not None
 needs_pybullet = pytest.mark.skipif(not HAVE_PYBULLET, reason="the pybullet wheel is not installed")
@@ -48,17 +50,7 @@ def test_bones_are_rigid_and_form_a_tree(sets, name):
     assert 4 <= N <= 120 and cs.visible.all()
     # a tree: N - 1 distinct edges, connected
     E = cs.edges
-    assert E.shape == (N - 1, 2) and len({tuple(sorted(e)) for e in E.tolist()}) == N - 1
-    adj = {i: set() for i in range(N)}
-    for a, b in E.tolist():
-        adj[a].add(b)
-        adj[b].add(a)
-    seen, stack = {0}, [0]
-    while stack:
-        for j in adj[stack.pop()] - seen:
-            seen.add(j)
-            stack.append(j)
-    assert len(seen) == N
+    assert is_tree(E, N)
     # rigid links: every bone keeps its length in every frame, and no bone is degenerate
     P = cs.points3d.astype(np.float64)
     L = np.linalg.norm(P[:, E[:, 0]] - P[:, E[:, 1]], axis=-1)

@@ -17,7 +17,7 @@ import pytest
 from lfm.data import mocap
 from lfm.data.fetch import DataUnavailableError, fetch, licence, registry
 
-from .conftest import needs_mirror
+from .conftest import is_tree, needs_mirror
 
 BONE_ATOL = 2e-5  # m, see the module docstring
 
@@ -37,17 +37,7 @@ def assert_rigid_per_clip(cs, atol=BONE_ATOL):
 def assert_tree(cs):
     """N - 1 edges, connected, matching meta['parents'], named joints, +y rule and units stated."""
     N = cs.n_keypoints
-    assert len(cs.edges) == N - 1
-    adj = {i: set() for i in range(N)}
-    for a, b in cs.edges.tolist():
-        adj[a].add(b)
-        adj[b].add(a)
-    seen, todo = {0}, [0]
-    while todo:
-        for k in adj[todo.pop()] - seen:
-            seen.add(k)
-            todo.append(k)
-    assert len(seen) == N, f"{cs.rig}: the edges do not connect all {N} keypoints"
+    assert is_tree(cs.edges, N), f"{cs.rig}: the edges are not a tree over all {N} keypoints"
     parents = cs.meta["parents"]
     assert sorted(map(tuple, cs.edges.tolist())) == sorted((p, j) for j, p in enumerate(parents) if p >= 0)
     assert len(cs.meta["joint_names"]) == N and len(set(cs.meta["joint_names"])) == N

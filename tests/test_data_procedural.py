@@ -8,25 +8,12 @@ import pytest
 
 from lfm.data.procedural import PLANS, generate, pose_body, random_body
 
+from .conftest import is_tree
+
 
 @pytest.fixture(scope="module")
 def bodies():
     return generate(24, 12, seed=5)
-
-
-def _is_tree(edges, N):
-    if edges.shape != (N - 1, 2):
-        return False
-    adj = {i: set() for i in range(N)}
-    for a, b in edges.tolist():
-        adj[a].add(b)
-        adj[b].add(a)
-    seen, stack = {0}, [0]
-    while stack:
-        for j in adj[stack.pop()] - seen:
-            seen.add(j)
-            stack.append(j)
-    return len(seen) == N
 
 
 def test_schema_and_tree(bodies):
@@ -38,7 +25,7 @@ def test_schema_and_tree(bodies):
         assert cs.synthetic and cs.licence == "generated (lfm)" and cs.meta["training_only"]
         assert F == 12 and 6 <= N <= 60 and cs.visible.all()
         assert (cs.sequence == cs.rig).all()  # one sequence per body
-        assert _is_tree(cs.edges, N) and (cs.edges[:, 0] < cs.edges[:, 1]).all()
+        assert is_tree(cs.edges, N) and (cs.edges[:, 0] < cs.edges[:, 1]).all()
         assert len(cs.meta["kind"]) == N
 
 
@@ -106,7 +93,7 @@ def test_markers_are_rigid_leaves():
     sets = generate(8, 6, seed=9, markers=0.5)
     assert any("marker" in cs.meta["kind"] for cs in sets)
     for cs in sets:
-        assert cs.n_keypoints <= 60 and _is_tree(cs.edges, cs.n_keypoints)
+        assert cs.n_keypoints <= 60 and is_tree(cs.edges, cs.n_keypoints)
         P = cs.points3d.astype(np.float64)
         L = np.linalg.norm(P[:, cs.edges[:, 0]] - P[:, cs.edges[:, 1]], axis=-1)
         assert np.abs(L - L[0]).max() < 1e-6

@@ -7,23 +7,11 @@ import pytest
 from lfm import skeletons as S
 from lfm.data.registered import H36M_EDGES, WHOLEBODY_EDGES
 
+from .conftest import components
+
 COUNTS = {"coco17": 17, "h36m17": 17, "mediapipe_hand21": 21, "openpose_hand21": 21, "mediapipe_pose33": 33,
           "coco_wholebody133": 133}
 TREES = {"h36m17", "openpose_hand21"}  # the formats whose skeleton is a tree
-
-
-def _components(n, edges):
-    parent = list(range(n))
-
-    def find(i):
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    for a, b in edges:
-        parent[find(a)] = find(b)
-    return len({find(i) for i in range(n)})
 
 
 def _mirror(name: str) -> str:
@@ -48,7 +36,7 @@ def test_names_unique_edges_valid_and_connected(name):
     assert e.shape[1] == 2 and e.min() >= 0 and e.max() < sk.n
     assert (e[:, 0] != e[:, 1]).all(), "no self loops"
     assert len({tuple(sorted(x)) for x in sk.edges}) == len(sk.edges), "no duplicate edges"
-    assert _components(sk.n, sk.edges) == 1, f"{name}: the graph is not connected"
+    assert components(sk.edges, sk.n) == 1, f"{name}: the graph is not connected"
     if name in TREES:
         assert len(sk.edges) == sk.n - 1
 
@@ -69,7 +57,7 @@ def test_hands_share_the_order_and_differ_in_edges():
     mp, op = S.get("mediapipe_hand21"), S.get("openpose_hand21")
     assert mp.keypoints == op.keypoints and mp.keypoints[0] == "wrist" and mp.keypoints[4] == "thumb_tip"
     assert mp.keypoints[8] == "index_finger_tip" and mp.keypoints[20] == "pinky_tip"
-    assert len(mp.edges) == 21 and _components(21, mp.edges) == 1  # MediaPipe closes the palm: one cycle
+    assert len(mp.edges) == 21 and components(mp.edges, 21) == 1  # MediaPipe closes the palm: one cycle
     assert {(0, 1), (0, 5), (0, 9), (0, 13), (0, 17)} <= set(op.edges)  # OpenPose: every finger from the wrist
 
 
