@@ -443,15 +443,25 @@ def run_recipe(path, out_dir, *, overrides: dict | None = None, progress: bool =
     exported checkpoint ``out_dir/model.pt``."""
     recipe = read_recipe(path)
     out_dir = Path(out_dir)
-    summaries = {}
     for name, mcfg, tcfg in recipe_configs(recipe, out_dir, overrides):
         log(f"recipe {recipe['name']}: stage {name} -> {out_dir / name}")
-        summaries[name] = train(mcfg, tcfg, out_dir / name, progress=progress, log=log)
+        train(mcfg, tcfg, out_dir / name, progress=progress, log=log)
+    return export_recipe(path, out_dir, overrides=overrides)
+
+
+def export_recipe(path, out_dir, *, overrides: dict | None = None) -> Path:
+    """Export ``out_dir/model.pt`` from the best epoch of a recipe's last stage as it stands (a stopped run too), and
+    write ``out_dir/recipe_summary.json`` (every stage's history, configs, state). Trains nothing."""
+    recipe = read_recipe(path)
+    out_dir = Path(out_dir)
+    stages = {}
+    for st in recipe["stages"]:
+        ck = ckpt.load(out_dir / st["name"] / "last.pt")
+        stages[st["name"]] = {k: ck["state"].get(k) for k in ("stopped", "epoch", "step", "samples", "best",
+                                                               "best_epoch", "elapsed_s")} | {
+            "history": ck["state"]["history"], "train_config": ck["train_config"], "model_config": ck["model_config"]}
     last = recipe["stages"][-1]["name"]
     dst = export_run(out_dir / last / "best.pt", out_dir / "model.pt", recipe=recipe["name"])
-    write_json(out_dir / "recipe_summary.json", {
-        "recipe": recipe, "stages": {k: {x: v[x] for x in ("stopped", "epochs", "steps", "best_val_refl",
-                                                             "best_epoch", "elapsed_s", "history", "train_config",
-                                                             "model_config")} for k, v in summaries.items()},
-        "exported": str(dst), "overrides": overrides or {}, "provenance": provenance()})
+    write_json(out_dir / "recipe_summary.json", {"recipe": recipe, "stages": stages, "exported": str(dst),
+                                                 "overrides": overrides or {}, "provenance": provenance()})
     return dst
