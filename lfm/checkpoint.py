@@ -22,7 +22,7 @@ from .results import atomic_write_bytes
 __all__ = ["CheckpointError", "save", "load", "verify", "export", "load_model", "SHIPPED", "DEFAULT"]
 
 SHIPPED = Path(__file__).parent / "checkpoints"
-DEFAULT = SHIPPED / "lfm_open_v1.pt"  # the checkpoint lfm.lift uses unless told otherwise
+DEFAULT = SHIPPED / "lfm_open_v2.pt"  # the checkpoint lfm.lift uses unless told otherwise (v1 stays loadable)
 
 
 class CheckpointError(ValueError):

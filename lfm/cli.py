@@ -260,7 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
     lf.add_argument("input", help="input .npz with points2d (and optionally mask, edges)")
     lf.add_argument("-o", "--output", required=True, help="output .npz (not the input file)")
     lf.add_argument("--force", action="store_true", help="allow -o to be the input file (replaces it)")
-    lf.add_argument("--checkpoint", help="checkpoint path (default: the shipped lfm/checkpoints/lfm_open_v1.pt)")
+    lf.add_argument("--checkpoint", help="checkpoint path (default: the shipped lfm/checkpoints/lfm_open_v2.pt; lfm_open_v1.pt is the previous one)")
     lf.add_argument("--rig", help="a rig of the checkpoint or a named skeleton (coco17, h36m17, mediapipe_hand21, "
                     "openpose_hand21, mediapipe_pose33, coco_wholebody133), keypoints in its order; python -c "
                     "'import lfm.lifting as L; print(list(L.rigs()))' lists them")

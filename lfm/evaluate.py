@@ -232,7 +232,8 @@ def write_evaluation(path, res: dict, ck: dict, checkpoint, *, extra: dict | Non
     except ValueError:
         shown = str(ckp)
     body = {"protocol": PROTOCOL, "benchmark": benchmark.VERSION, "split_rules": benchmark.SPLIT_RULES,
-            "test_protocols": benchmark.PROTOCOLS, "checkpoint": shown, "train_config": ck["train_config"],
+            "test_protocols": benchmark.PROTOCOLS, "checkpoint": shown, "recipe": ck.get("recipe", ""),
+            "train_config": ck["train_config"],
             "model_config": ck["model_config"], "seed": ck["train_config"]["seed"], "rows": res["rows"],
             "mean": res["mean"], "means": res["means"], "peers": PEERS, "paper": PAPER_CHEETAH,
             "provenance": provenance()} | (extra or {})

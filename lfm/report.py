@@ -34,7 +34,11 @@ def _fmt(v, nd=3) -> str:
 
 
 def _name(res: dict) -> str:
-    return Path(res["checkpoint"]).stem if res else "–"
+    """The checkpoint's name: its recipe where recorded, else the file's stem (a run's ``model.pt``: its folder)."""
+    if not res:
+        return "–"
+    p = Path(res["checkpoint"])
+    return res.get("recipe") or (p.parent.name if p.stem == "model" else p.stem)
 
 
 def protocol_table(cur: dict, old: dict | None) -> str:
@@ -103,11 +107,11 @@ def tables() -> dict[str, str]:
 
 
 def _replace(text: str, name: str, body: str) -> str:
-    pat = re.compile(rf"(<!-- report:{name} -->\n).*?(\n<!-- /report:{name} -->)", re.S)
+    pat = re.compile(rf"(<!-- report:{name} -->\n)(?:.*?\n)?(<!-- /report:{name} -->)", re.S)
     if not pat.search(text):
         raise ValueError(f"README.md has no <!-- report:{name} --> ... <!-- /report:{name} --> block; add one where "
                          "the table belongs.")
-    return pat.sub(lambda m: m.group(1) + body + m.group(2), text)
+    return pat.sub(lambda m: m.group(1) + body + "\n" + m.group(2), text)
 
 
 def write_readme(path=None) -> Path:

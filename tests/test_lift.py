@@ -171,3 +171,16 @@ def test_docs_name_functions_that_exist():
     assert "lfm.lifting.rigs()" in L.__doc__ and callable(L.rigs)
     for name in L.__all__:
         assert hasattr(L, name), name
+
+
+def test_the_previous_checkpoint_stays_loadable_and_differs():
+    """v2 is the default; v1 is still shipped, loads, lifts, and is another model."""
+    v1 = L.checkpoint.SHIPPED / "lfm_open_v1.pt"
+    assert L.DEFAULT_CHECKPOINT.name == "lfm_open_v2.pt" and v1.is_file()
+    p = np.random.default_rng(0).normal(size=(17, 2))
+    a = L.lift(p, rig="coco17")
+    b = L.lift(p, rig="coco17", checkpoint=v1)
+    assert a.canonical.shape == b.canonical.shape == (17, 3)
+    assert np.abs(a.canonical - b.canonical).max() > 1e-3
+    assert L.load_model(v1)[1]["model_config"].get("pe_every_layer", False) is False
+    assert L.load_model()[1]["model_config"]["pe_every_layer"] is True and L.load_model()[1]["recipe"] == "lfm_open_v2"
