@@ -14,8 +14,8 @@ from common import devices, write
 from lfm.config import ModelConfig
 from lfm.data import benchmark
 from lfm.data.dataset import BatchSampler, FrameDataset
-from lfm.losses import procrustes_mse
 from lfm.model import LFM, model_flops
+from lfm.train import train_step
 
 
 def run(ds, sampler, model, opt, device, steps, pad_to=None):
@@ -31,13 +31,7 @@ def run(ds, sampler, model, opt, device, steps, pad_to=None):
             b.target = torch.nn.functional.pad(b.target, (0, 0, 0, n))
             b.mask = torch.nn.functional.pad(b.mask, (0, n))
             b.adjacency = torch.nn.functional.pad(b.adjacency, (0, n, 0, n))
-        b = b.to(device)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-            pred = model(b.points2d, b.mask, b.adjacency)
-        loss = procrustes_mse(pred.float(), b.target, b.mask)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        train_step(model, opt, b.to(device), amp=amp)  # the step of lfm.train
         samples += b.points2d.shape[0]
         tokens += b.points2d.shape[0] * b.points2d.shape[1]
         real += int(b.mask.sum())

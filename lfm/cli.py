@@ -182,28 +182,25 @@ def _lift(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from . import paths
+    from . import checkpoint, paths
     from .data import benchmark
-    from .evaluate import PROTOCOL, evaluate_benchmark
+    from .evaluate import evaluate_benchmark, write_evaluation
     from .lifting import load_model
-    from .results import provenance, write_json
 
     out_path = Path(args.output) if args.output else paths.runs_dir() / "evaluate_cli.json"
     model, ck = load_model(args.checkpoint)
-    cats = args.categories or list(benchmark.CATEGORIES + benchmark.OOD)
+    cats = args.categories or list(benchmark.CATEGORIES + benchmark.HELD_OUT)
     unknown = [c for c in cats if c not in benchmark.CATEGORIES + benchmark.HELD_OUT]
     if unknown:
         raise CLIError(f"--categories {unknown} are not benchmark categories; choose from "
                        f"{list(benchmark.CATEGORIES + benchmark.HELD_OUT)}.")
     splits = {c: benchmark.split_category(c) for c in cats}
     res = evaluate_benchmark(model, ck, splits)
-    res.pop("predictions", None)
-    write_json(out_path, {"protocol": PROTOCOL, "benchmark": benchmark.VERSION, "split_rules": benchmark.SPLIT_RULES,
-                          "checkpoint": str(args.checkpoint or "shipped"), "provenance": provenance()} | res)
+    write_evaluation(out_path, res, ck, args.checkpoint or checkpoint.DEFAULT)
     for proto, m in sorted(res["mean"].items()):
         print(f"{proto:12s} mean PA-MPJPE/rms  det {m['model_det']:.3f}  refl {m['model_refl']:.3f}  "
               f"(flat {m['flat_refl']:.3f}; x flat {m['ratio_refl']:.2f})")
-    print(f"lfm evaluate: per-category table -> {out_path}")
+    print(f"lfm evaluate: per-set table -> {out_path} (and {out_path.stem}_rows.csv)")
     return 0
 
 

@@ -214,9 +214,11 @@ def test_default_outputs_resolve_against_the_repository(tmp_path, capsys, monkey
     _fake_train(monkeypatch, calls)
     assert _run(capsys, "train")[0] == 0 and calls == [out / "runs" / "lfm"]
     assert _run(capsys, "train", "-o", "mine")[0] == 0 and calls[-1].resolve() == tmp_path / "mine"  # typed: cwd
-    monkeypatch.setattr(lfm.lifting, "load_model", lambda ck=None: (None, {}))
+    fake_ck = {"train_config": {"seed": 0, "graph": "skeleton"}, "model_config": {}}
+    monkeypatch.setattr(lfm.lifting, "load_model", lambda ck=None: (None, fake_ck))
     monkeypatch.setattr(benchmark, "split_category", lambda c: None)
-    monkeypatch.setattr(lfm.evaluate, "evaluate_benchmark", lambda model, ck, splits: {"mean": {}, "predictions": 1})
+    monkeypatch.setattr(lfm.evaluate, "evaluate_benchmark",
+                        lambda model, ck, splits: {"mean": {}, "means": [], "rows": [], "predictions": 1})
     rc, stdout, err = _run(capsys, "evaluate", "--categories", "dog")
     assert rc == 0, err
     assert (out / "runs" / "evaluate_cli.json").is_file() and not (tmp_path / "results").exists()
