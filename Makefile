@@ -38,6 +38,8 @@ bench: $(STAMP)
 	$(PY) bench/bench_model.py
 	$(PY) bench/bench_train.py
 	$(PY) bench/bench_lift.py
+	$(PY) bench/bench_cpu.py
+	$(PY) bench/train_throughput.py
 
 clean:
 	rm -rf $(VENV) results/smoke figures/smoke .pytest_cache

@@ -64,8 +64,11 @@ def synthesis_share(steps: int = 40) -> dict:
     """A real training step of the v2 recipe: time in draw_batch (views, augmentation, collation) vs the model."""
     from lfm.train import draw_batch, read_recipe, recipe_configs, setup
 
-    (name, m, t), *_ = recipe_configs(read_recipe("params/train_open_v2.yaml"), "/tmp/lfm-bench", {"threads": 1})
-    run = setup(m, t, "/tmp/lfm-bench")
+    import tempfile
+
+    out = tempfile.mkdtemp(prefix="lfm-bench-")  # setup writes nothing; a run folder is still required
+    (name, m, t), *_ = recipe_configs(read_recipe("params/train_open_v2.yaml"), out, {"threads": 1})
+    run = setup(m, t, out)
     tb = ts = 0.0
     for i in range(steps + 5):
         t0 = time.perf_counter()
