@@ -19,7 +19,7 @@ import torch
 
 from .results import atomic_write_bytes
 
-__all__ = ["CheckpointError", "save", "load", "verify", "export", "load_model", "SHIPPED", "DEFAULT"]
+__all__ = ["CheckpointError", "save", "load", "verify", "export", "load_model", "of_run", "SHIPPED", "DEFAULT"]
 
 SHIPPED = Path(__file__).parent / "checkpoints"
 DEFAULT = SHIPPED / "lfm_open_v2.pt"  # the checkpoint lfm.lift uses unless told otherwise (v1 stays loadable)
@@ -95,3 +95,15 @@ def load_model(path=None, device: str = "cpu"):
     except RuntimeError as e:
         raise CheckpointError(f"checkpoint {path}: weights do not fit its model_config ({e}).") from None
     return model.eval(), ck
+
+
+def of_run(results_dir, train_run: str, checkpoint: str = "") -> Path:
+    """The checkpoint a notebook scores: ``checkpoint`` (relative to the repository) when given, else the export of
+    02_train's run ``<results_dir>/<train_run>/model.pt``; a missing file is an error that says what to do."""
+    from . import paths
+
+    path = paths.root() / checkpoint if checkpoint else Path(results_dir) / train_run / "model.pt"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist: run 02_train first (it exports <results>/{train_run}/"
+                                "model.pt), or set checkpoint to a file such as lfm/checkpoints/lfm_open_v2.pt.")
+    return path

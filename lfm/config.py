@@ -133,7 +133,7 @@ class TrainConfig:
         """The resolved list of training sets ('all' expanded)."""
         from .data import benchmark
 
-        return benchmark.CATEGORIES if "all" in self.categories else tuple(self.categories)
+        return benchmark.resolve(self.categories)
 
 
 def type_ok(value: Any, typ: Any) -> bool:

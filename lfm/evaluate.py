@@ -193,8 +193,7 @@ def trained_on(ck: dict) -> set:
     """The benchmark sets a checkpoint was trained on (``'all'`` resolved by the benchmark of this code)."""
     from .data import benchmark
 
-    cats = set(ck["train_config"]["categories"])
-    return set(benchmark.CATEGORIES) if "all" in cats else cats
+    return set(benchmark.resolve(ck["train_config"]["categories"]))
 
 
 METRICS = ("model_det", "model_refl", "flat_det", "flat_refl", "ratio_det", "ratio_refl")

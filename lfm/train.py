@@ -323,7 +323,7 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, out_dir, *, resume: bool = T
             batch = draw_batch(run)
             st["samples"] = st.get("samples", 0) + len(batch.category) * run.ctx.world  # global samples seen
             st["samples_rank"] = st.get("samples_rank", 0) + len(batch.category)  # this process's share
-            loss = train_step(run.forward or run.model, run.opt, batch, allow_reflection=cfg.allow_reflection,
+            loss = train_step(run.forward, run.opt, batch, allow_reflection=cfg.allow_reflection,
                               procrustes=cfg.procrustes, amp=run.amp)
             losses.append(run.ctx.mean(loss))  # the global batch's loss
             st["step"] += 1
@@ -351,11 +351,9 @@ def export_run(src, dst, *, evaluation: dict | None = None, recipe: str = "") ->
     """:func:`lfm.checkpoint.export` of a run's checkpoint with the rigs and licences of the category table: every
     benchmark set (trained on or held out), so ``lfm.lift(rig=...)`` knows them."""
     from .data import catalog
+    from .evaluate import trained_on
 
-    ck = ckpt.load(src)
-    trained = set(ck["train_config"]["categories"])
-    if "all" in trained:
-        trained = set(benchmark.CATEGORIES)
+    trained = trained_on(ckpt.load(src))
     rigs, licences = {}, {}
     for name in benchmark.CATEGORIES + benchmark.HELD_OUT:
         cs = catalog.load(name)

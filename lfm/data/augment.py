@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .schema import knn_edges, skeleton_from_motion
+from .schema import knn_edges, mean_shape, skeleton_from_motion
 
 __all__ = ["rig_variant", "graph_variant", "GRAPH_CHOICES", "edges_to_matrix"]
 
@@ -146,10 +146,7 @@ def graph_variant(points3d: np.ndarray, visible: np.ndarray, edges: np.ndarray, 
     elif kind == "motion_mst":
         e = skeleton_from_motion(points3d, visible) if len(points3d) >= 2 else np.asarray(edges).reshape(-1, 2)
     elif kind == "mean_knn":
-        w = visible[..., None].astype(np.float64)
-        c = (points3d * w).sum(1, keepdims=True) / np.maximum(w.sum(1, keepdims=True), 1)
-        mean = ((points3d - c) * w).sum(0) / np.maximum(w.sum(0), 1)
-        e = knn_edges(mean, k=int(rng.integers(2, 5)), valid=visible.any(0))
+        e = knn_edges(mean_shape(points3d, visible), k=int(rng.integers(2, 5)), valid=visible.any(0))
     else:
         raise ValueError(f"graph choice {kind!r} is not one of {GRAPH_CHOICES}.")
     if edge_drop > 0 and len(e):

@@ -45,6 +45,11 @@ PROTOCOLS = {
 HELD_OUT = OOD + RIG_TRANSFER
 
 
+def resolve(names) -> tuple[str, ...]:
+    """Training-set names with ``"all"`` expanded to every in-distribution set of this benchmark."""
+    return CATEGORIES if "all" in names else tuple(names)
+
+
 def load_category(name: str) -> CategorySet:
     """All frames of one benchmark set (before splitting)."""
     rec = table.record(name)

@@ -23,7 +23,7 @@ import torch
 from ..config import GRAPHS
 from ..graph import knn_adjacency
 from .augment import edges_to_matrix, graph_variant, rig_variant
-from .schema import CategorySet, knn_edges
+from .schema import CategorySet, knn_edges, mean_shape
 from .views import synthesize_views
 
 __all__ = ["Batch", "FrameDataset", "BatchSampler", "collate", "category_graph", "GRAPHS", "mirror_poses",
@@ -119,10 +119,7 @@ def category_graph(cs: CategorySet, graph: str = "skeleton", k: int = 3) -> np.n
     if graph == "skeleton":
         edges = cs.edges
     elif graph == "mean_knn":
-        w = cs.visible[..., None].astype(np.float64)
-        c = (cs.points3d * w).sum(1, keepdims=True) / np.maximum(w.sum(1, keepdims=True), 1)
-        mean = ((cs.points3d - c) * w).sum(0) / np.maximum(w.sum(0), 1)
-        edges = knn_edges(mean, k=k, valid=cs.visible.any(0))
+        edges = knn_edges(mean_shape(cs.points3d, cs.visible), k=k, valid=cs.visible.any(0))
     elif graph in ("input_knn", "mix"):
         return None
     else:

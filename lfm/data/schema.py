@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["CategorySet", "skeleton_from_motion", "knn_edges"]
+__all__ = ["CategorySet", "skeleton_from_motion", "knn_edges", "mean_shape"]
 
 
 @dataclass
@@ -132,6 +132,14 @@ def skeleton_from_motion(points3d: np.ndarray, visible: np.ndarray | None = None
     tree = minimum_spanning_tree(np.triu(w)).tocoo()
     edges = np.stack([tree.row, tree.col], 1).astype(np.int64)
     return edges[np.lexsort((edges[:, 1], edges[:, 0]))]
+
+
+def mean_shape(points3d: np.ndarray, visible: np.ndarray) -> np.ndarray:
+    """The mean ``(N, 3)`` shape of frames ``(F, N, 3)``: each frame centred on its visible centroid, then each
+    keypoint averaged over the frames where it is visible (0 where it never is)."""
+    w = np.asarray(visible, bool)[..., None].astype(np.float64)
+    c = (points3d * w).sum(1, keepdims=True) / np.maximum(w.sum(1, keepdims=True), 1)
+    return ((points3d - c) * w).sum(0) / np.maximum(w.sum(0), 1)
 
 
 def knn_edges(shape3d: np.ndarray, k: int = 3, valid: np.ndarray | None = None) -> np.ndarray:
