@@ -9,6 +9,7 @@ directory; paths you type are relative to the working directory as usual.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -85,20 +86,34 @@ def _train(args: argparse.Namespace) -> int:
 
     data = _load_yaml(args.file) if args.file else {}
     out_dir = Path(args.output) if args.output else paths.runs_dir() / "lfm"
+    splits = None
+    if args.splits:
+        from .data.bundle import load_splits
+
+        splits = load_splits(args.splits)
     if "stages" in data:  # a recipe: every stage (resumable), then the export <out>/model.pt
         from .train import run_recipe
 
         if args.restart:
             raise CLIError(f"--restart does not apply to a recipe; choose another -o than {out_dir} to start over.")
-        exported = run_recipe(args.file, out_dir, progress=not args.no_progress)
-        print(f"lfm train: recipe {data.get('name')} trained; exported {exported}")
+        exported = run_recipe(args.file, out_dir, progress=not args.no_progress, splits=splits,
+                              overrides={"max_minutes": args.max_minutes} if args.max_minutes else None)
+        if exported is None:
+            print(f"lfm train: recipe {data.get('name')} trained from {args.splits}; to export {out_dir}/model.pt, "
+                  f"run `lfm train -f {args.file} -o {out_dir}` where the data are (it resumes, then exports)")
+        else:
+            print(f"lfm train: recipe {data.get('name')} trained; exported {exported}")
         return 0
     mcfg, tcfg = _configs(data, args.file or "defaults")
+    if args.max_minutes:
+        tcfg = dataclasses.replace(tcfg, max_minutes=args.max_minutes)
+    if splits is not None:
+        splits = {c: splits[c] for c in tcfg.train_sets}
     last = out_dir / "last.pt"
     try:
         if not args.restart and last.exists():
             checkpoint.load(last)  # a damaged last.pt fails here, before the data are loaded
-        summary = train(mcfg, tcfg, out_dir, resume=not args.restart, progress=not args.no_progress)
+        summary = train(mcfg, tcfg, out_dir, resume=not args.restart, progress=not args.no_progress, splits=splits)
     except checkpoint.CheckpointError as e:
         raise CLIError(f"cannot resume {out_dir}: {_one_line(e)} {_start_over(out_dir)}") from e
     print(f"lfm train: {summary['stopped']} after {summary['epochs']} epochs; best validation PA-MPJPE/rms "
@@ -245,6 +260,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--restart", action="store_true", help="ignore an existing last.pt and start over (best.pt is "
                    "replaced after the first epoch)")
     t.add_argument("--no-progress", action="store_true", help="no progress bar (logs one line per epoch)")
+    t.add_argument("--splits", help="prepared splits file (python -m lfm.data.bundle) instead of the data mirror")
+    t.add_argument("--max-minutes", type=float, default=0, help="training budget in minutes (replaces the file's "
+                   "max_minutes; counts the minutes already trained, so a resumed run continues up to it)")
     t.set_defaults(func=_train)
     lf = sub.add_parser(
         "lift", parents=[common],

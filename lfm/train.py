@@ -215,7 +215,7 @@ def resume(run: Run, path) -> bool:
     if run.proc_sampler is not None and ck.get("proc_sampler") is not None:
         run.proc_sampler.load_state_dict(ck["proc_sampler"])
     run.view_rng.bit_generator.state = ck["view_rng"]
-    torch.set_rng_state(ck["torch_rng"])
+    torch.set_rng_state(ck["torch_rng"].cpu())  # map_location may have moved it to the GPU
     run.state = ck["state"]
     if run.state["stopped"] in ("max_minutes", "max_epochs"):  # a larger budget continues the run
         run.state["stopped"] = None
@@ -436,15 +436,18 @@ def recipe_configs(recipe: dict, out_dir, overrides: dict | None = None) -> list
     return out
 
 
-def run_recipe(path, out_dir, *, overrides: dict | None = None, progress: bool = True, log=print) -> Path:
+def run_recipe(path, out_dir, *, overrides: dict | None = None, progress: bool = True, log=print,
+               splits: dict | None = None) -> Path | None:
     """Train every stage of a recipe (resuming finished or interrupted stages) and export the result; returns the
-    exported checkpoint ``out_dir/model.pt``."""
+    exported checkpoint ``out_dir/model.pt``. With ``splits`` (prepared data, :mod:`lfm.data.bundle`) it trains
+    only and returns None: the export reads the category table, so it runs where the data are (rerun there)."""
     recipe = read_recipe(path)
     out_dir = Path(out_dir)
     for name, mcfg, tcfg in recipe_configs(recipe, out_dir, overrides):
         log(f"recipe {recipe['name']}: stage {name} -> {out_dir / name}")
-        train(mcfg, tcfg, out_dir / name, progress=progress, log=log)
-    return export_recipe(path, out_dir, overrides=overrides)
+        sp = None if splits is None else {c: splits[c] for c in tcfg.train_sets}
+        train(mcfg, tcfg, out_dir / name, progress=progress, log=log, splits=sp)
+    return None if splits is not None else export_recipe(path, out_dir, overrides=overrides)
 
 
 def export_recipe(path, out_dir, *, overrides: dict | None = None) -> Path:

@@ -198,6 +198,16 @@ def test_train_bad_parameter_file_is_one_line(tmp_path, capsys):
     assert not (tmp_path / "run").exists()
 
 
+def test_train_missing_or_damaged_splits_file_is_one_line(tmp_path, capsys):
+    rc, _, err = _run(capsys, "train", "-o", tmp_path / "run", "--splits", tmp_path / "none.pkl.xz")
+    assert rc == 1 and "no such splits file" in _one_line_error(err) and "lfm.data.bundle" in err
+    bad = tmp_path / "bad.pkl.xz"
+    bad.write_bytes(b"\x00" * 10)
+    rc, _, err = _run(capsys, "train", "-o", tmp_path / "run", "--splits", bad)
+    assert rc == 1 and "not a readable lfm splits file" in _one_line_error(err)
+    assert not (tmp_path / "run").exists()
+
+
 # ---- default outputs -------------------------------------------------------------------------------------------
 
 def test_default_outputs_resolve_against_the_repository(tmp_path, capsys, monkeypatch):
