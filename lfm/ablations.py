@@ -2,22 +2,31 @@
 
 :data:`LEVERS` names each lever and the config fields it changes; :func:`run_levers` trains every (lever, seed)
 into ``out_dir/<lever>/seed<k>/`` (resumable, like any run), evaluates the best epoch on the test splits of the
-given sets with the trained graph and without a skeleton, and returns one row per run; :func:`lever_table`
-averages the seeds (mean and standard deviation). ``04_ablations`` is a thin caller.
+given sets with the trained graph and without a skeleton, and returns one row per run (with its validation
+history); :func:`lever_table` averages the seeds (mean and standard deviation). ``04_ablations`` is a thin caller.
+
+On a machine with many cores or a GPU, the runs go in parallel processes from a prepared splits file
+(:mod:`lfm.data.bundle`); the rows file it writes is what ``04_ablations`` reads with ``rows_file``::
+
+    python -m lfm.ablations -f params/paper/04_ablations.yaml --splits splits.pkl.xz --workers 12 \
+        --set minutes_per_run=0 --set max_epochs=20 --out results/ablations/rows_gpu.json
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
+import multiprocessing as mp
 from pathlib import Path
 
 
 from . import checkpoint as ckpt
 from .config import ModelConfig, TrainConfig
+from .env import resolve_device
 from .evaluate import evaluate_benchmark
 from .train import train
 
-__all__ = ["LEVERS", "run_levers", "lever_table"]
+__all__ = ["LEVERS", "base_configs", "run_levers", "lever_table", "read_rows"]
 
 # lever -> (ModelConfig changes, TrainConfig changes), each relative to the baseline
 LEVERS: dict[str, tuple[dict, dict]] = {
@@ -35,7 +44,36 @@ LEVERS: dict[str, tuple[dict, dict]] = {
     "bend_limbs": ({}, {"bend": 0.5}),
     "mlp_positional": ({"positional": "mlp"}, {}),
     "global_attention": ({"attention": "global"}, {}),
+    "local_attention": ({"attention": "local"}, {}),
+    "no_procrustes_loss": ({}, {"procrustes": False}),
 }
+
+
+def base_configs(*, train_sets, epoch_steps: int, max_epochs: int, minutes_per_run: float, train_stride: int,
+                 val_frames: int, threads: int, **_) -> tuple[ModelConfig, TrainConfig]:
+    """The baseline of every lever run (the other parameters of 04 are ignored here)."""
+    return ModelConfig(), TrainConfig(categories=tuple(train_sets), epoch_steps=epoch_steps, max_epochs=max_epochs,
+                                      max_minutes=minutes_per_run, train_stride=train_stride, val_frames=val_frames,
+                                      so3_fraction=0.1, threads=threads, early_stop=1000)
+
+
+def _one(name: str, seed: int, base_model, base_train, splits, eval_sets, out_dir, graphs, device="auto") -> dict:
+    """Train and score one (lever, seed); the row of :func:`run_levers`."""
+    m_kw, t_kw = LEVERS[name]
+    mcfg = dataclasses.replace(base_model, **m_kw)
+    tcfg = dataclasses.replace(base_train, **t_kw, seed=seed, device=device)
+    out = Path(out_dir) / name / f"seed{seed}"
+    summary = train(mcfg, tcfg, out, progress=False, splits=splits, log=lambda s: None)
+    dev = str(resolve_device(device))
+    model, ck = ckpt.load_model(out / "best.pt", device=dev)
+    ev = evaluate_benchmark(model, ck, {c: splits[c] for c in eval_sets}, graphs=graphs, real2d=False, device=dev)
+    row = {"lever": name, "seed": seed, "steps": summary["steps"], "minutes": summary["elapsed_s"] / 60,
+           "history": [{"step": h["step"], "val_refl": h["val"]["ratio_refl"], "val_det": h["val"]["ratio_det"]}
+                       for h in summary["history"]]}
+    for m in ev["means"]:
+        tag = f"{m['role']}/{m['protocol']}/{m['graph']}"
+        row[f"{tag} refl"], row[f"{tag} det"] = m["ratio_refl"], m["ratio_det"]
+    return row
 
 
 def run_levers(levers, base_model: ModelConfig, base_train: TrainConfig, splits: dict, eval_sets, out_dir, *,
@@ -47,29 +85,23 @@ def run_levers(levers, base_model: ModelConfig, base_train: TrainConfig, splits:
         raise ValueError(f"levers {unknown} are unknown; choose from {list(LEVERS)} (lfm.ablations.LEVERS).")
     rows = []
     for name in levers:
-        m_kw, t_kw = LEVERS[name]
         for seed in seeds:
-            mcfg = dataclasses.replace(base_model, **m_kw)
-            tcfg = dataclasses.replace(base_train, **t_kw, seed=seed)
-            out = Path(out_dir) / name / f"seed{seed}"
-            summary = train(mcfg, tcfg, out, progress=False, splits=splits, log=lambda s: None)
-            model, ck = ckpt.load_model(out / "best.pt")
-            ev = evaluate_benchmark(model, ck, {c: splits[c] for c in eval_sets}, graphs=graphs, real2d=False)
-            row = {"lever": name, "seed": seed, "steps": summary["steps"], "minutes": summary["elapsed_s"] / 60}
-            for m in ev["means"]:
-                tag = f"{m['role']}/{m['protocol']}/{m['graph']}"
-                row[f"{tag} refl"], row[f"{tag} det"] = m["ratio_refl"], m["ratio_det"]
+            row = _one(name, seed, base_model, base_train, splits, eval_sets, out_dir, graphs)
             rows.append(row)
-            log(f"{name:20s} seed {seed} {summary['steps']:6d} steps  " + "  ".join(
-                f"{k.split(' ')[0]} {v:.3f}" for k, v in row.items() if k.endswith(" refl")))
+            log(_line(row))
     return rows
+
+
+def _line(row: dict) -> str:
+    return f"{row['lever']:20s} seed {row['seed']} {row['steps']:6d} steps  " + "  ".join(
+        f"{k.split(' ')[0]} {v:.3f}" for k, v in row.items() if k.endswith(" refl"))
 
 
 def lever_table(rows: list[dict]):
     """Mean and standard deviation over seeds per lever (pandas DataFrame indexed by lever, in run order)."""
     import pandas as pd
 
-    df = pd.DataFrame(rows)
+    df = pd.DataFrame([{k: v for k, v in r.items() if k != "history"} for r in rows])
     metrics = [c for c in df.columns if c.endswith((" refl", " det"))] + ["steps"]
     g = df.groupby("lever", sort=False)[metrics]
     out = g.mean()
@@ -77,3 +109,90 @@ def lever_table(rows: list[dict]):
     out = out.join(std)
     out["seeds"] = g.size()
     return out
+
+
+def read_rows(path) -> dict:
+    """A rows file written by ``python -m lfm.ablations`` (``{"params", "rows", "provenance", ...}``)."""
+    import json
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"rows_file {path}: no such file; write it with `python -m lfm.ablations ... --out "
+                                f"{path}` or leave rows_file empty to train here.")
+    data = json.loads(path.read_text())
+    if not isinstance(data, dict) or not isinstance(data.get("rows"), list) or "params" not in data:
+        raise ValueError(f"rows_file {path}: not a rows file of `python -m lfm.ablations` (needs 'params' and "
+                         "'rows').")
+    order = {name: i for i, name in enumerate(data["params"]["levers"])}
+    data["rows"].sort(key=lambda r: (order.get(r["lever"], len(order)), r["seed"]))  # the workers finish unordered
+    return data
+
+
+# ------------------------------------------------------------------------------------------- parallel runner
+_SPLITS: dict = {}
+
+
+def _worker(task) -> dict:
+    """One (lever, seed) in a worker process; the splits file is read once per process."""
+    import torch
+
+    name, seed, params, splits_file, out_dir, device = task
+    if splits_file not in _SPLITS:
+        from .data.bundle import load_splits
+
+        _SPLITS.clear()
+        _SPLITS[splits_file] = load_splits(splits_file)
+    torch.set_num_threads(params["threads"])
+    splits = _SPLITS[splits_file]
+    base_model, base_train = base_configs(**params)
+    names = base_train.train_sets
+    sp = {c: splits[c] for c in dict.fromkeys(tuple(names) + tuple(params["eval_sets"]))}
+    return _one(name, seed, base_model, base_train, sp, params["eval_sets"], out_dir,
+                ("trained", "input_knn"), device=device)
+
+
+def main(argv=None) -> None:
+    import yaml
+
+    from .results import provenance, write_json
+
+    ap = argparse.ArgumentParser(description="Train and score every (lever, seed) of 04_ablations in parallel "
+                                 "processes, from a prepared splits file; writes a rows file for 04's rows_file.")
+    ap.add_argument("-f", "--file", required=True, help="04 parameters (e.g. params/paper/04_ablations.yaml)")
+    ap.add_argument("--splits", required=True, help="prepared splits (python -m lfm.data.bundle) holding every "
+                    "train and eval set")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="replace one parameter (YAML value), e.g. --set max_epochs=20")
+    ap.add_argument("--workers", type=int, default=1, help="parallel processes")
+    ap.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    ap.add_argument("--runs", default="runs/ablations", help="folder of the run checkpoints")
+    ap.add_argument("--out", required=True, help="rows file (JSON), rewritten after every finished run")
+    args = ap.parse_args(argv)
+    params = yaml.safe_load(Path(args.file).read_text()) or {}
+    for kv in args.set:
+        key, _, value = kv.partition("=")
+        if key not in params:
+            raise SystemExit(f"--set {kv}: {key!r} is not a parameter of {args.file} ({sorted(params)}).")
+        params[key] = yaml.safe_load(value)
+    params.pop("rows_file", None)
+    # seed-major order: an interrupted pool still has every lever at the first seeds
+    tasks = [(name, seed, params, args.splits, args.runs, args.device) for seed in params["seeds"]
+             for name in params["levers"]]
+    rows = []
+    header = {"params": params, "device": args.device, "workers": args.workers, "splits": Path(args.splits).name}
+
+    def save():
+        write_json(args.out, {**header, "rows": rows, "complete": len(rows) == len(tasks),
+                              "provenance": provenance()})
+
+    ctx = mp.get_context("spawn")  # CUDA cannot be shared with forked children
+    with ctx.Pool(args.workers, maxtasksperchild=None) as pool:
+        for row in pool.imap_unordered(_worker, tasks):
+            rows.append(row)
+            print(_line(row), flush=True)
+            save()
+    save()
+
+
+if __name__ == "__main__":
+    main()

@@ -16,7 +16,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-__all__ = ["style", "savefig", "PALETTE", "ratio_bars", "training_curve", "lever_bars", "FLAT_LABEL", "RATIO_LABEL", "ROLE_LABELS", "montage", "ratio_heatmap",
+__all__ = ["style", "savefig", "PALETTE", "ratio_bars", "training_curve", "lever_bars", "FLAT_LABEL", "RATIO_LABEL", "ROLE_LABELS", "montage", "lever_curves", "ratio_heatmap",
            "GT_COLOUR", "PRED_COLOUR"]
 
 GT_COLOUR, PRED_COLOUR = "#D55E00", "#0072B2"  # ground truth red (vermillion), prediction blue, as the paper
@@ -79,7 +79,7 @@ def ratio_bars(table, *, title: str, targets: dict | None = None, ax=None):
     return ax.figure
 
 
-def ratio_heatmap(table, *, title: str, vmax: float = 2.0):
+def ratio_heatmap(table, *, title: str, vmax: float = 2.0, vmin: float = 0.0):
     """Ratios to flat as a table of colours with the values written in: rows = sets, columns = series (e.g. the
     graphs given to the model). Below 1 (better than flat) is purple, above (worse) orange (a colour-blind-safe
     diverging map centred on the flat guess)."""
@@ -88,12 +88,12 @@ def ratio_heatmap(table, *, title: str, vmax: float = 2.0):
     style()
     R, C = table.shape
     fig, ax = plt.subplots(figsize=(1.3 * C + 3.2, 0.27 * R + 1.6))
-    im = ax.imshow(table.to_numpy(dtype=float), cmap="PuOr_r", norm=TwoSlopeNorm(1.0, 0.0, vmax), aspect="auto")
+    im = ax.imshow(table.to_numpy(dtype=float), cmap="PuOr_r", norm=TwoSlopeNorm(1.0, vmin, vmax), aspect="auto")
     for i in range(R):
         for j in range(C):
             v = table.iat[i, j]
             ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=8,
-                    color="white" if abs(v - 1) > 0.6 else "black")
+                    color="white" if abs(v - 1) > 0.6 * (vmax - 1) else "black")
     ax.set_xticks(range(C), [str(c) for c in table.columns], rotation=30, ha="right")
     ax.set_yticks(range(R), [str(i) for i in table.index])
     ax.set_title(title)
@@ -136,6 +136,31 @@ def lever_bars(table, *, columns: dict, title: str, errors: dict | None = None):
     ax.set_xlabel(RATIO_LABEL)
     ax.set_title(title)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def lever_curves(rows: list[dict], panels: dict, *, title: str, key: str = "val_refl"):
+    """Validation ratio to flat over steps, mean over seeds with a band of one standard deviation: ``panels`` maps
+    a panel title to ``{lever: legend label}``; ``rows`` are :func:`lfm.ablations.run_levers` rows (with history)."""
+    style()
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels) + 2.2, 4.0), squeeze=False)
+    for ax, (name, levers) in zip(axes[0], panels.items()):
+        for k, (lever, label) in enumerate(levers.items()):
+            runs = [r["history"] for r in rows if r["lever"] == lever and r.get("history")]
+            if not runs:
+                continue
+            n = min(len(h) for h in runs)
+            step = np.array([h["step"] for h in runs[0][:n]])
+            vals = np.array([[e[key] for e in h[:n]] for h in runs])
+            m, sd = vals.mean(0), vals.std(0)
+            ax.plot(step, m, color=PALETTE[k % 8], label=f"{label} ({len(runs)} seeds)")
+            ax.fill_between(step, m - sd, m + sd, color=PALETTE[k % 8], alpha=0.2, lw=0)
+        ax.axhline(1.0, color="0.4", ls=":", label=FLAT_LABEL)
+        policy = "reflection allowed" if key.endswith("refl") else "det = +1"
+        ax.set(xlabel="optimiser step", ylabel=f"validation PA-MPJPE / flat ({policy})", title=name)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    fig.suptitle(title)
     fig.tight_layout()
     return fig
 
