@@ -57,3 +57,11 @@ def test_test_views_are_fixed_and_follow_their_protocol(splits):
 def test_unknown_category_names_the_known_ones():
     with pytest.raises(ValueError, match="known: .*human41"):
         benchmark.build(["unicorn"])
+
+
+def test_v2_held_out_sets_are_test_only(splits):
+    # 20 trajectories x 100 frames, every 2nd frame; the rigid shapes: one trajectory of 100 frames, every frame
+    for name, n in [("pb_spirit40", 1000), ("myo_hand", 1000), ("dmc_jaco_hand", 1000), ("pb_racecar", 100)]:
+        sp = splits[name]
+        assert sp.train is None and sp.val is None and sp.test.n_frames == n, name
+        assert name in benchmark.HELD_OUT and name not in benchmark.CATEGORIES

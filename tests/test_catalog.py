@@ -60,3 +60,37 @@ def test_unknown_names_and_bad_tables_are_refused():
     dup = catalog.RECORDS[:2] + catalog.RECORDS[:1]
     with pytest.raises(ValueError, match="duplicate"):
         catalog._check_table(dup)
+
+
+# the training sets are frozen: the committed resumable training state hashes them (data v2 adds held-out sets only)
+TRAIN_SETS = ("human41", "dance", "walking", "face", "shark", "dog", "chair", "hand_icvl", "hand_nyu", "zebrafish",
+              "mouse_dannce", "mouse_sleap", "mvor", "human_cmu31", "human_deepmimic15", "human_amp15", "dmc_dog",
+              "dmc_quadruped", "dmc_humanoid", "dmc_cmu_humanoid", "pb_humanoid", "myo_fullbody", "myo_arm")
+V2_SETS = {"pb_spirit40": "ood", "pb_vision60": "ood", "pb_pusher": "ood", "dmc_jaco_arm": "ood", "myo_legs": "ood",
+           "dmc_jaco_hand": "ood", "pb_r2d2": "ood", "pb_racecar": "ood", "pb_husky": "ood",
+           "pb_humanoid_symmetric": "rig_transfer", "myo_hand": "rig_transfer"}
+
+
+def test_training_sets_unchanged_and_roles_follow_the_categories():
+    assert benchmark.CATEGORIES == TRAIN_SETS
+    trained = {r.category for r in catalog.records("train")}
+    for r in catalog.records():
+        if r.role == "ood":  # leave-category-out: a body never trained on
+            assert r.category not in trained, r.name
+        elif r.role == "rig_transfer":  # a held-out rig of a trained body
+            assert r.category in trained, r.name
+    assert {n: catalog.record(n).role for n in V2_SETS} == V2_SETS
+
+
+def test_v2_records_are_kinematic_models_with_their_licence():
+    from lfm.data import kinematic
+
+    for name in V2_SETS:
+        rec = catalog.record(name)
+        assert rec.licence_file == f"wheel:{name}" and rec.units == "m" and rec.held_out
+        assert kinematic.MODELS[name].category and rec.rig == name and rec.keypoints >= 5
+        if name in kinematic.available_models():
+            assert rec.licence == kinematic.licence(name) and rec.licence
+    cats = lfm.data.categories()
+    assert len(cats) >= 20 and len({r.name for c in cats for r in c.rigs}) >= 40
+    assert {"gripper", "car", "wheeled_robot", "r2d2", "human_legs"} <= {c.name for c in cats if c.held_out}

@@ -107,9 +107,9 @@ class Record:
     @property
     def licence(self) -> str:
         if self.licence_file.startswith("wheel:"):  # a kinematic model: its licence lives in its model spec
-            from .kinematic import MODELS
+            from .kinematic import licence
 
-            return MODELS[self.licence_file[len("wheel:"):]].licence
+            return licence(self.licence_file[len("wheel:"):])
         return _registry_licence(self.licence_file)
 
     @property
@@ -230,22 +230,32 @@ RECORDS: tuple[Record, ...] = (
 
 
 # Kinematic models from pinned wheels (lfm.data.kinematic): forward kinematics of smooth joint-angle trajectories
-# within the joint limits; 50 trajectories x 100 frames each; the last 20 % of trajectories test.
-def _kin(name, category, kind, role="train", articulated=True):
+# within the joint limits; 50 trajectories x 100 frames each (the sets added in data v2: 20, or 1 for a rigid
+# shape); the last 20 % of trajectories test.
+def _kin(name, category, kind, role="train", articulated=True, fmt=None, n_sequences=None):
     from_file = {"dmc": "dm-control 1.0.50 MJCF", "pb": "pybullet 3.2.7 URDF", "myo": "myo-sim 0.2.3 MJCF"}
     split = ("by trajectory: the last 20% of trajectory ids test" if role == "train" else
              "leave-category-out: never trained on; every trajectory test" if role == "ood" else
              "rig transfer: this rig is held out of training; every trajectory test")
-    return Record(name, category, kind, name, _KIN_KEYPOINTS[name], _lazy("kinematic", "load_kinematic", name), "m",
-                  "model z -> +y (or the model's own +y)", split, last_sequences(0.2) if role == "train" else everything,
+    kw = {} if n_sequences is None else {"n_sequences": n_sequences}
+    if n_sequences is not None:
+        split += f" ({n_sequences} trajector{'y' if n_sequences == 1 else 'ies'} x 100 frames" + (
+            "; a rigid shape: the frames differ only by the test cameras)" if not articulated else ")")
+    return Record(name, category, kind, name, _KIN_KEYPOINTS[name], _lazy("kinematic", "load_kinematic", name, **kw),
+                  "m", "model z -> +y (or the model's own +y)", split,
+                  last_sequences(0.2) if role == "train" else everything,
                   "kinematic tree of the model (parent -> child joint anchors)", f"wheel:{name}",
-                  f"{from_file[name.split('_')[0]]} model, sampled by lfm.data.kinematic", role=role,
-                  articulated=articulated, test_stride=1 if role == "train" else 2)
+                  f"{fmt or from_file[name.split('_')[0]]} model, sampled by lfm.data.kinematic", role=role,
+                  articulated=articulated, test_stride=1 if role == "train" else 2 if articulated else 1)
 
 
 _KIN_KEYPOINTS = {"dmc_dog": 66, "dmc_quadruped": 17, "dmc_humanoid": 20, "dmc_cmu_humanoid": 33, "dmc_ant": 13,
                   "dmc_fish": 10, "pb_kuka_iiwa": 8, "pb_franka_panda": 9, "pb_xarm6": 5, "pb_a1": 17, "pb_aliengo": 17,
-                  "pb_laikago": 17, "pb_mini_cheetah": 17, "pb_humanoid": 15, "myo_arm": 37, "myo_fullbody": 100}
+                  "pb_laikago": 17, "pb_mini_cheetah": 17, "pb_humanoid": 15, "myo_arm": 37, "myo_fullbody": 100,
+                  # data v2
+                  "pb_spirit40": 17, "pb_vision60": 17, "pb_pusher": 5, "dmc_jaco_arm": 8, "dmc_jaco_hand": 7,
+                  "pb_r2d2": 14, "pb_racecar": 8, "pb_husky": 9, "pb_humanoid_symmetric": 15, "myo_hand": 32,
+                  "myo_legs": 15}
 KINEMATIC_RECORDS = (
     _kin("dmc_dog", "dog", "animal"),
     _kin("dmc_quadruped", "quadruped", "animal"),
@@ -264,6 +274,19 @@ KINEMATIC_RECORDS = (
     _kin("pb_mini_cheetah", "quadruped_robot", "robot", "ood"),
     _kin("dmc_fish", "fish", "animal", "ood"),
     _kin("dmc_ant", "ant_robot", "robot", "ood"),
+    # data v2 (issue 11): more rigs of held-out robot categories (role ood), new rigs of trained categories (role
+    # rig_transfer) and new categories (role ood); never trained on, so the training sets are unchanged
+    _kin("pb_spirit40", "quadruped_robot", "robot", "ood", n_sequences=20),
+    _kin("pb_vision60", "quadruped_robot", "robot", "ood", n_sequences=20),
+    _kin("pb_pusher", "robot_arm", "robot", "ood", fmt="pybullet 3.2.7 MJCF", n_sequences=20),
+    _kin("dmc_jaco_arm", "robot_arm", "robot", "ood", n_sequences=20),
+    _kin("pb_humanoid_symmetric", "human", "human", "rig_transfer", fmt="pybullet 3.2.7 MJCF", n_sequences=20),
+    _kin("myo_hand", "hand", "hand", "rig_transfer", n_sequences=20),
+    _kin("myo_legs", "human_legs", "human", "ood", n_sequences=20),
+    _kin("dmc_jaco_hand", "gripper", "robot", "ood", n_sequences=20),
+    _kin("pb_r2d2", "r2d2", "robot", "ood", n_sequences=20),
+    _kin("pb_racecar", "car", "robot", "ood", articulated=False, n_sequences=1),
+    _kin("pb_husky", "wheeled_robot", "robot", "ood", articulated=False, n_sequences=1),
 )
 RECORDS = RECORDS + KINEMATIC_RECORDS
 

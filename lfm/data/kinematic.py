@@ -23,6 +23,12 @@ when ``n_sequences`` grows. z-up sources are rotated ``(x, y, z) -> (x, z, -y)``
 ``meta["qpos"]`` (F, nq) keeps the sampled joint coordinates in the engine's layout (MuJoCo ``qpos``; PyBullet:
 the movable joints in order, read back from the engine, spherical joints as quaternions xyzw) to check against
 the model. Rodent / rat and fly / insect models are refused by name.
+
+The rig of an MJCF model is the subtree of ``ModelSpec.root`` less the subtrees named by ``ModelSpec.exclude`` (e.g.
+a passive torso scaffold). A model's licence (:func:`licence`) is the text of its spec for the first models; for the
+models added in data v2 it is read from the files: the licence and copyright lines of the model file's header, or,
+where the file states none, the ``License`` field of the wheel's metadata. :data:`SKIPPED` says why each model that
+was checked and left out was left out (planar, degenerate, a duplicate rig, ...).
 """
 from __future__ import annotations
 
@@ -39,7 +45,8 @@ import numpy as np
 
 from .schema import CategorySet
 
-__all__ = ["MODELS", "SKIPPED", "FORBIDDEN", "ModelSpec", "load_kinematic", "available_models", "smooth_trajectory"]
+__all__ = ["MODELS", "SKIPPED", "FORBIDDEN", "ModelSpec", "load_kinematic", "available_models", "smooth_trajectory",
+           "licence"]
 
 # z-up -> +y up: a proper rotation (-90 degrees about x)
 Z_TO_Y_UP = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])
@@ -70,11 +77,15 @@ class ModelSpec:
     scale: float = 1.0  # PyBullet globalScaling
     note: str = ""
     files: str = ""  # for composed models (myo_sim): the XML files the model is built from
+    exclude: str = ""  # MJCF: regex of body names whose subtrees are left out of the rig (e.g. a passive scaffold)
+    add_materials: tuple = ()  # MJCF: visual materials the file uses but never defines (added empty so it compiles)
+    licence_from: str = ""  # with licence "": the file whose header states it (default: the model file)
 
 
 _DMC = "dm-control"
 _UNITREE_STANCE = {r"_upper_joint$": 0.8, r"_lower_joint$": -1.5}
 _PB = "pybullet"
+_GHOST_STANCE = {r"^[0246]$": 0.8, r"^[1357]$": 1.6}  # Ghost Robotics legs: hip, knee (toes under the hips)
 _PB_ZLIB = "zlib (pybullet wheel licence; no model-specific licence note in pybullet_data/{})"
 
 MODELS: dict[str, ModelSpec] = {
@@ -128,6 +139,45 @@ MODELS: dict[str, ModelSpec] = {
                               note="myo_sim.load_spec('myofullbody'); joint couplings (equalities) are enforced "
                                    "except the coupled translations (knees), held at their rest value so bones stay "
                                    "rigid"),
+    # data v2 (issue 11): more rigs and categories. Their licence field is "": read from the files by licence().
+    "pb_spirit40": ModelSpec("pybullet", _PB, "pybullet_data/quadruped/spirit40.urdf", "quadruped_robot", "",
+                             amplitude=(0.2, 0.6), limits={r"^[0246]$": (-0.2, 1.8)}, rest=_GHOST_STANCE,
+                             note="Ghost Robotics Spirit 40; the hip joints' URDF limits are +-2 pi: assumed (-0.2, "
+                                  "1.8) rad; rest: toes under the hips (hip 0.8, knee 1.6)"),
+    "pb_vision60": ModelSpec("pybullet", _PB, "pybullet_data/quadruped/vision60.urdf", "quadruped_robot", "",
+                             amplitude=(0.2, 0.6), limits={r"^[0246]$": (-0.2, 1.8)}, rest=_GHOST_STANCE,
+                             note="Ghost Robotics Vision 60; the hip joints' URDF limits are +-pi: assumed (-0.2, "
+                                  "1.8) rad; rest: toes under the hips (hip 0.8, knee 1.6)"),
+    "pb_pusher": ModelSpec("mujoco", _PB, "pybullet_data/mjcf/pusher.xml", "robot_arm", "", style="uniform",
+                           note="the 7-DoF PR2 arm of the gym Pusher task (striker.xml and thrower.xml hold the same "
+                                "arm: skipped as duplicates)"),
+    "dmc_jaco_arm": ModelSpec("mujoco", _DMC, "dm_control/third_party/kinova/jaco_arm.xml", "robot_arm", "",
+                              style="uniform", unlimited_range=math.pi,
+                              note="Kinova Jaco 6-DoF arm; joints 1, 4, 5, 6 are unlimited in the file: rest +- pi"),
+    "dmc_jaco_hand": ModelSpec("mujoco", _DMC, "dm_control/third_party/kinova/jaco_hand.xml", "gripper", "",
+                               style="uniform", note="Kinova Jaco 3-finger hand: one hinge per finger"),
+    "pb_r2d2": ModelSpec("pybullet", _PB, "pybullet_data/r2d2.urdf", "r2d2", "", style="uniform",
+                         note="the URDF tutorial's R2D2; the wheels turn about their own centres (keypoints), so only "
+                              "the gripper fingers and the head swivel change the shape"),
+    "pb_racecar": ModelSpec("pybullet", _PB, "pybullet_data/racecar/racecar.urdf", "car", "",
+                            note="MIT RACECAR; wheels and steering hinges turn about axes through their keypoints: "
+                                 "a rigid shape"),
+    "pb_husky": ModelSpec("pybullet", _PB, "pybullet_data/husky/husky.urdf", "wheeled_robot", "",
+                          note="Clearpath Husky; the wheels turn about their centres (keypoints): a rigid shape"),
+    "pb_humanoid_symmetric": ModelSpec(
+        "mujoco", _PB, "pybullet_data/mjcf/humanoid_symmetric.xml", "humanoid", "", add_materials=("geom",),
+        note="the gym / Roboschool MuJoCo humanoid; the file uses material 'geom' without defining it (added empty: "
+             "visual only)"),
+    "myo_hand": ModelSpec("myo_sim", "myo-sim", "myohand_r", "hand", "", root="lunate_r", merge_tol=0.002,
+                          files="myo_sim/models/arm/assets/myoarm_r_chain.xml",
+                          licence_from="myo_sim/models/arm/assets/myoarm_r_chain.xml",
+                          note="myo_sim.load_spec('myohand_r') (the MyoArm pruned to the hand); the rig is the wrist "
+                               "(lunate) and everything distal"),
+    "myo_legs": ModelSpec("myo_sim", "myo-sim", "myolegs", "human_legs", "", merge_tol=0.002, exclude=r"^lumbar5$",
+                          files="myo_sim/models/leg/assets/myolegs_chain.xml",
+                          licence_from="myo_sim/models/leg/assets/myolegs_chain.xml",
+                          note="myo_sim.load_spec('myolegs'); the passive torso scaffold (lumbar5 and above) is left "
+                               "out; joint couplings enforced, coupled translations (knees) held at rest"),
 }
 
 SKIPPED = {
@@ -135,6 +185,27 @@ SKIPPED = {
     "dmc_swimmer": "planar (2D) model",
     "pb_minitaur": "closed kinematic loops (four-bar legs closed by constraints in code) and no joint limits",
     "dmc_rodent": "forbidden (rodent model)", "dmc_fruitfly": "forbidden (insect model)",
+    # data v2 (issue 11): checked and left out
+    "dmc_reacher": "planar (2D) model", "dmc_manipulator": "planar (2D) model", "dmc_finger": "planar (2D) model",
+    "dmc_acrobot": "planar (2D) model", "pb_biped2d": "planar (2D) model (pybullet_data/biped/biped2d_pybullet.urdf)",
+    "pb_pendulum5": "planar: every hinge of the 5-link chain turns about the same axis",
+    "pb_bicycle": "planar: its 4 link frames (frame, handlebar, two wheel centres) lie in the bicycle's mid-plane "
+                  "(smallest singular value 2 mm); steering moves the front wheel centre by millimetres",
+    "pb_pr2_gripper": "degenerate: 3 keypoints (pole, two finger bases) in one plane",
+    "pb_ant": "the rig of dmc_ant again (the gym ant: same tree, same bone lengths)",
+    "pb_striker": "the PR2 arm of pb_pusher again (same joints and bones; only the end geom differs)",
+    "pb_thrower": "the PR2 arm of pb_pusher again (same joints and bones; only the end geom differs)",
+    "pb_xarm6_with_gripper": "the gripper is a four-bar linkage closed by URDF mimic joints, which PyBullet does not "
+                             "enforce (sampled fingers would not be a real pose); the arm is pb_xarm6",
+    "pb_microtaur": "links are servo brackets (no named legs or feet), all joints continuous without limits",
+    "pb_wsg50_gripper": "SDF files only (the sampler reads URDF and MJCF); the finger URDFs are single fingers",
+    "dmc_dog_v2": "the dmc_dog skeleton again (dm_control locomotion copy of the suite dog, plus a tail tip)",
+    "dmc_cmu_humanoid_v2020": "the 33-keypoint layout of dmc_cmu_humanoid again, proportions differing by <= 7 cm",
+    "dmc_boxhead": "degenerate: a soccer toy of 5 keypoints (a ball under a head) in one plane",
+    "myo_legs_osl": "legacy model (myo_sim: to be removed); the prosthetic foot is a mesh: the rig ends at the ankle",
+    "myo_torso": "near planar: the lumbar spine and head chain (smallest singular value under 1 mm)",
+    "myo_head": "two bodies (neck, head) of a rigid chain: no articulated rig",
+    "myo_finger": "a 3-link tendon-driven finger (legacy, 4 keypoints), near planar",
 }
 
 
@@ -157,6 +228,42 @@ def _site_file(rel: str) -> Path:
     if found is None or not found.submodule_search_locations:
         raise ModuleNotFoundError(f"package {top!r} is not installed (needed for {rel}).")
     return Path(next(iter(found.submodule_search_locations))) / rest
+
+
+def _header_licence(path: Path) -> tuple[str, str]:
+    """The first licence line and the first copyright line of a model file's leading XML comments, as written
+    there (``""`` where it has none)."""
+    text = path.read_text(errors="replace")[:6000]
+    lines = [ln.strip(" \t-=|!<>\\") for c in re.findall(r"<!--(.*?)-->", text, re.S) for ln in c.splitlines()]
+    lic = cop = ""
+    for ln in lines:
+        if not lic and re.search(r"licen[cs]e", ln, re.I):
+            lic = re.sub(r"^licen[cs]e\s*:+\s*", "", ln, flags=re.I).split(";")[0].strip()
+        if not cop and re.search(r"copyright", ln, re.I):
+            cop = re.sub(r"^copyright\s+(?=copyright)", "", ln, flags=re.I).strip()
+    return lic, cop
+
+
+@lru_cache(maxsize=None)
+def licence(name: str) -> str:
+    """The licence of model ``name``: its :class:`ModelSpec` text where one is given (the first models), else read
+    from the files: the licence and copyright lines of the model file's header (``licence_from``), or, where the file
+    states none, the ``License`` field of the wheel that ships it."""
+    spec = MODELS[name]
+    if spec.licence:
+        return spec.licence
+    rel = spec.licence_from or spec.path
+    try:
+        path = _site_file(rel)
+    except ModuleNotFoundError:  # the table stays readable without the wheel
+        return f"unknown here: read from {rel} when the {spec.package} wheel is installed"
+    lic, cop = _header_licence(path)
+    if lic:
+        return f"{lic}; {cop} (header of {rel})" if cop else f"{lic} (header of {rel})"
+    wheel = metadata.metadata(spec.package)["License"] if _version(spec.package) else None
+    if not wheel:
+        raise ValueError(f"{name}: no licence in {rel} and no wheel licence of {spec.package!r}.")
+    return f"{wheel} ({spec.package} wheel licence; {rel} states none of its own)"
 
 
 def _needs(spec: ModelSpec) -> tuple:
@@ -250,7 +357,13 @@ class _MujocoRig:
         else:
             path = _site_file(spec.path)
             _check_allowed(str(path))
-            self.m = mujoco.MjModel.from_xml_path(str(path))
+            if spec.add_materials:  # materials used but never defined (visual only): add them so the file compiles
+                mspec = mujoco.MjSpec.from_file(str(path))
+                for mat in spec.add_materials:
+                    mspec.add_material(name=mat)
+                self.m = mspec.compile()
+            else:
+                self.m = mujoco.MjModel.from_xml_path(str(path))
             self.file = spec.path
         m = self.m
         self.d = mujoco.MjData(m)
@@ -272,6 +385,9 @@ class _MujocoRig:
         else:
             root = max(children[0], key=lambda c: (len(subtree(c)), -c))
         bodies = subtree(root)
+        if spec.exclude:  # subtrees left out of the rig (their joints are not sampled)
+            cut = {c for b in bodies if b != root and re.search(spec.exclude, names[b]) for c in subtree(b)}
+            bodies = [b for b in bodies if b not in cut]
         jt, gt = mujoco.mjtJoint, mujoco.mjtGeom
         rot = (int(jt.mjJNT_HINGE), int(jt.mjJNT_BALL))
         # keypoint nodes: one per distinct anchor of a body's hinge / ball joints, in joint order (each anchor is
@@ -649,7 +765,7 @@ def load_kinematic(name: str, n_sequences: int = 50, frames_per_sequence: int = 
     return CategorySet(
         category=spec.category, rig=name, points3d=P.astype(np.float32), visible=np.ones(P.shape[:2], bool),
         edges=edges, sequence=seq, units="m", source=f"{rig.file} from {spec.package} {version}",
-        licence=spec.licence, synthetic=True,
+        licence=licence(name), synthetic=True,
         edges_rule="kinematic tree (parent body -> child body) over the kept bodies; coincident bodies merged, "
                    "bare or near-duplicate leaves dropped, leaf geom tips as extra leaves",
         meta={"frame": np.tile(np.arange(frames_per_sequence), n_sequences), "qpos": Q,
