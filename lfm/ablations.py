@@ -26,7 +26,8 @@ from .env import resolve_device
 from .evaluate import evaluate_benchmark
 from .train import train
 
-__all__ = ["LEVERS", "base_configs", "run_levers", "lever_table", "read_rows"]
+__all__ = ["LEVERS", "base_configs", "run_levers", "lever_table", "read_rows", "present_vs_absent",
+           "present_table"]
 
 # lever -> (ModelConfig changes, TrainConfig changes), each relative to the baseline
 LEVERS: dict[str, tuple[dict, dict]] = {
@@ -108,6 +109,53 @@ def lever_table(rows: list[dict]):
     std = g.std(ddof=0).add_suffix(" sd")
     out = out.join(std)
     out["seeds"] = g.size()
+    return out
+
+
+def present_vs_absent(ood_sets, base_model: ModelConfig, base_train: TrainConfig, out_dir, *, seeds=(0,),
+                      protocols=("realistic",), log=print) -> list[dict]:
+    """Table 2 on the open benchmark: per seed, one model trained on the in-distribution sets ('absent') and one
+    trained on them plus the first 80 % of the sequences of every set in ``ood_sets`` ('present',
+    :func:`lfm.data.benchmark.split_present`), the same steps; both scored on the same test frames and views (the
+    last 20 % of those sequences), with the set's own graph. One row per (set, protocol, condition, seed)."""
+    from .data import benchmark
+
+    present = {c: benchmark.split_present(c, train_stride=base_train.train_stride) for c in ood_sets}
+    splits = {c: benchmark.split_category(c, train_stride=base_train.train_stride) for c in base_train.train_sets}
+    rows = []
+    for seed in seeds:
+        for condition in ("absent", "present"):
+            tcfg = dataclasses.replace(base_train, seed=seed, present=tuple(ood_sets) if condition == "present" else ())
+            out = Path(out_dir) / condition / f"seed{seed}"
+            summary = train(base_model, tcfg, out, progress=False, log=lambda s: None,
+                            splits=splits | (present if condition == "present" else {}))
+            model, ck = ckpt.load_model(out / "best.pt")
+            ev = evaluate_benchmark(model, ck, present, protocols=protocols, graphs=("trained",), real2d=False)
+            for r in ev["rows"]:
+                rows.append({"set": r["category"], "body": r["body"], "condition": condition, "seed": seed,
+                             "protocol": r["protocol"], "steps": summary["steps"], "frames": r["frames"],
+                             **{k: r[k] for k in ("model_det", "model_refl", "flat_det", "flat_refl", "ratio_det",
+                                                  "ratio_refl")}})
+            log(f"{condition:8s} seed {seed}: " + "  ".join(f"{r['set']} {r['ratio_refl']:.3f}" for r in rows
+                                                           if r["condition"] == condition and r["seed"] == seed))
+    return rows
+
+
+def present_table(rows: list[dict], protocol: str = "realistic"):
+    """Per set: ratio to flat absent and present (mean and sd over seeds, both policies) and absent / present."""
+    import pandas as pd
+
+    df = pd.DataFrame([r for r in rows if r["protocol"] == protocol])
+    g = df.groupby(["set", "condition"], sort=False)
+    mean, sd = g[["ratio_refl", "ratio_det"]].mean(), g[["ratio_refl", "ratio_det"]].std(ddof=0)
+    sets = list(dict.fromkeys(df["set"]))
+    out = pd.DataFrame({"body": df.groupby("set")["body"].first()}).loc[sets]
+    for pol in ("refl", "det"):
+        for cond in ("absent", "present"):
+            out[f"{cond} {pol}"] = [mean.loc[(s, cond), f"ratio_{pol}"] for s in sets]
+            out[f"{cond} {pol} sd"] = [sd.loc[(s, cond), f"ratio_{pol}"] for s in sets]
+        out[f"absent / present {pol}"] = out[f"absent {pol}"] / out[f"present {pol}"]
+    out["seeds"] = df.groupby("set")["seed"].nunique().loc[sets]
     return out
 
 

@@ -74,6 +74,8 @@ class TrainConfig:
 
     categories: tuple = _f(("all",), "benchmark sets trained on; 'all' = every in-distribution record of the "
                           "category table (lfm.data.categories); held-out sets are never trained on")
+    present: tuple = _f((), "held-out sets trained on anyway, for Table 2's 'present' condition: the first 80 % "
+                        "of their trajectories train, the rest test (lfm.data.benchmark.split_present)")
     batch_size: int = _f(64, "samples per step (not stated in the paper)", min=1)
     lr: float = _f(1e-3, "AdamW learning rate (paper: 1e-3)", above=0.0)
     weight_decay: float = _f(1e-4, "AdamW weight decay (not stated in the paper)", min=0.0)
@@ -121,19 +123,32 @@ class TrainConfig:
             raise ConfigError("TrainConfig.categories is empty; list at least one benchmark set, or 'all'.")
         from .data import benchmark
 
+        held = [c for c in self.categories if c in benchmark.HELD_OUT]
+        if held:
+            raise ConfigError(f"TrainConfig.categories has {held}: held out of training by the benchmark (train on "
+                              "them only for Table 2's 'present' condition, in TrainConfig.present); choose from "
+                              f"{list(benchmark.CATEGORIES)} or 'all'.")
+        wrong = [c for c in self.present if c not in benchmark.HELD_OUT]
+        if wrong:
+            raise ConfigError(f"TrainConfig.present has {wrong}: only held-out sets go there (in-distribution sets "
+                              f"go in categories); held-out sets: {list(benchmark.HELD_OUT)}.")
+
+    def check_sets(self) -> None:
+        """The training sets must be benchmark sets when their splits come from the benchmark (``lfm.train.setup``
+        without prepared ``splits``; with them, any name the splits hold, e.g. ``lfm.h3wb``'s)."""
+        from .data import benchmark
+
         unknown = [c for c in self.categories if c != "all" and c not in benchmark.CATEGORIES]
         if unknown:
-            held = [c for c in unknown if c in benchmark.HELD_OUT]
-            raise ConfigError(f"TrainConfig.categories has {unknown}: " + (
-                f"{held} are held out of training by the benchmark; " if held else "not benchmark sets; ") +
-                f"choose from {list(benchmark.CATEGORIES)} or 'all'.")
+            raise ConfigError(f"TrainConfig.categories has {unknown}: not sets of the open benchmark; choose from "
+                              f"{list(benchmark.CATEGORIES)} or 'all' (or pass prepared splits that hold them).")
 
     @property
     def train_sets(self) -> tuple[str, ...]:
         """The resolved list of training sets ('all' expanded)."""
         from .data import benchmark
 
-        return benchmark.resolve(self.categories)
+        return benchmark.resolve(self.categories) + tuple(self.present)
 
 
 def type_ok(value: Any, typ: Any) -> bool:

@@ -127,8 +127,18 @@ def setup(model_cfg: ModelConfig, cfg: TrainConfig, out_dir, *, splits: dict | N
     torch.manual_seed(cfg.seed)
     names = cfg.train_sets
     if splits is None:
-        splits = {c: benchmark.split_category(c, train_stride=cfg.train_stride) for c in names}
+        cfg.check_sets()
+        splits = {c: (benchmark.split_present if c in cfg.present else benchmark.split_category)(
+            c, train_stride=cfg.train_stride) for c in names}
+    missing = [c for c in names if c not in splits]
+    if missing:
+        raise KeyError(f"the prepared splits hold no {missing} (they have {sorted(splits)}); TrainConfig.categories "
+                       "must name sets of the splits.")
     train_sets = {c: splits[c].train for c in names}
+    no_val = [c for c in names if splits[c].val is None or splits[c].val.n_frames == 0]
+    if no_val:
+        raise ValueError(f"sets {no_val} have no validation frames: the best epoch could not be chosen; give each "
+                         "set a validation part (lfm.data.benchmark splits always have one).")
     ds = FrameDataset(train_sets, graph=cfg.graph)
     sampler = BatchSampler(ds, cfg.batch_size, balance=cfg.balance, bucket=cfg.bucket, seed=cfg.seed)
     proc_ds = proc_sampler = None
@@ -208,6 +218,10 @@ def resume(run: Run, path) -> bool:
     ck["model_config"] = {**dataclasses.asdict(ModelConfig()), **ck["model_config"]}  # likewise
     ckpt.verify({**ck, "train_config": stored}, dataclasses.asdict(run.model_cfg), _plain_cfg(run.cfg), path=path,
                 ignore=BUDGET_FIELDS)
+    if ck.get("data_hash") not in (None, run.data_hash):
+        raise ckpt.CheckpointError(f"{path} was trained on other data (training-set hash {ck['data_hash']}, now "
+                                   f"{run.data_hash}): other files, sets or splits. Use the same data, another output "
+                                   "folder, or start over with --restart.")
     _bare(run.model).load_state_dict(ck["model"])
     run.opt.load_state_dict(ck["optimizer"])
     run.sched.load_state_dict(ck["scheduler"])

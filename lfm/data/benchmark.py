@@ -105,6 +105,24 @@ def split_category(name: str, cs: CategorySet | None = None, *, train_stride: in
     return Split(name, cs.subset(train[::train_stride]), cs.subset(val[::train_stride]), cs.subset(test), rec.split)
 
 
+def split_present(name: str, cs: CategorySet | None = None, *, frac: float = 0.2, train_stride: int = 1) -> Split:
+    """A held-out set split as if it were trained on (Table 2's 'present' condition): its sequences sorted by name,
+    the last ``frac`` test (every ``test_stride``-th frame, as the record's), the others train and validation. The
+    'absent' condition scores the same test frames (this split's ``test``) with a model that never saw the set."""
+    rec = table.record(name)
+    if not rec.held_out:
+        raise ValueError(f"{name!r} is trained on in every run; split_present is for held-out sets "
+                         f"{list(HELD_OUT)}.")
+    cs = load_category(name) if cs is None else cs
+    if len(np.unique(cs.sequence)) < 5:
+        raise ValueError(f"{name!r} has {len(np.unique(cs.sequence))} sequence(s); a present/absent split needs at "
+                         "least 5, so that no test sequence is seen in training.")
+    test_all = table.last_sequences(frac)(cs)
+    train, val = _validation(cs, np.setdiff1d(np.arange(cs.n_frames), test_all))
+    return Split(name, cs.subset(train[::train_stride]), cs.subset(val[::train_stride]),
+                 cs.subset(test_all[::rec.test_stride]), f"present: the last {frac:.0%} of sequences test")
+
+
 def build(categories=CATEGORIES + HELD_OUT, *, train_stride: int = 1) -> dict[str, Split]:
     """The whole benchmark: ``{set: Split}`` (held-out sets have only a test part)."""
     unknown = [c for c in categories if c not in CATEGORIES + HELD_OUT]

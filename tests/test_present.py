@@ -1,0 +1,59 @@
+"""Table 2's present/absent comparison: the present split, TrainConfig.present, the role and the table."""
+
+import numpy as np
+import pytest
+
+from lfm import ablations
+from lfm.config import ConfigError, TrainConfig
+from lfm.data import benchmark
+from lfm.data.schema import CategorySet
+from lfm.evaluate import trained_on
+
+
+def _cs(n_seq=10, per=6, N=4):
+    rng = np.random.default_rng(0)
+    F = n_seq * per
+    seq = np.repeat([f"traj{i:03d}" for i in range(n_seq)], per)
+    return CategorySet("pb_r2d2", "pb_r2d2", rng.normal(size=(F, N, 3)), np.ones((F, N), bool),
+                       [(0, 1), (1, 2), (2, 3)], seq, "m", "test", "zlib")
+
+
+def test_present_split_tests_the_last_sequences_and_never_trains_on_them():
+    cs = _cs()
+    sp = benchmark.split_present("pb_r2d2", cs)
+    test_seqs = set(sp.test.sequence)
+    assert test_seqs == {"traj008", "traj009"}  # the last 20 % of the sorted names
+    assert not test_seqs & (set(sp.train.sequence) | set(sp.val.sequence))
+    stride = benchmark.table.record("pb_r2d2").test_stride
+    assert sp.test.n_frames == len(range(0, 12, stride))
+    assert sp.train.n_frames + sp.val.n_frames == 48
+
+
+def test_present_split_refuses_trained_sets_and_single_sequence_sets():
+    with pytest.raises(ValueError, match="trained on in every run"):
+        benchmark.split_present("human41", _cs())
+    with pytest.raises(ValueError, match="needs at\\s+least 5"):
+        benchmark.split_present("pb_r2d2", _cs(n_seq=3))
+
+
+def test_trainconfig_present_takes_held_out_sets_only_and_adds_them_to_the_training_sets():
+    with pytest.raises(ConfigError, match="only held-out sets go there"):
+        TrainConfig(categories=("dog",), present=("human41",))
+    cfg = TrainConfig(categories=("dog",), present=("pb_r2d2",))
+    assert cfg.train_sets == ("dog", "pb_r2d2")
+    assert trained_on({"train_config": {"categories": ["dog"], "present": ["pb_r2d2"]}}) == {"dog", "pb_r2d2"}
+    assert trained_on({"train_config": {"categories": ["dog"]}}) == {"dog"}  # checkpoints before the field
+
+
+def test_present_table_divides_absent_by_present_per_set_and_policy():
+    rows = []
+    for seed, (a, p) in enumerate([(0.9, 0.6), (1.1, 0.6)]):
+        for cond, v in (("absent", a), ("present", p)):
+            rows.append({"set": "pb_r2d2", "body": "r2d2", "condition": cond, "seed": seed, "protocol": "realistic",
+                         "ratio_refl": v, "ratio_det": v + 0.1})
+    t = ablations.present_table(rows)
+    row = t.loc["pb_r2d2"]
+    assert row["absent refl"] == pytest.approx(1.0) and row["present refl"] == pytest.approx(0.6)
+    assert row["absent / present refl"] == pytest.approx(1.0 / 0.6)
+    assert row["absent / present det"] == pytest.approx(1.1 / 0.7)
+    assert row["absent refl sd"] == pytest.approx(0.1) and row["seeds"] == 2 and row["body"] == "r2d2"
