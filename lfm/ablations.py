@@ -1,7 +1,7 @@
 """Ablations: short runs that differ from a baseline in one lever each, at equal wall time, over several seeds.
 
 :data:`LEVERS` names each lever and the config fields it changes; :func:`run_levers` trains every (lever, seed)
-into ``out_dir/<lever>/seed<k>/`` (resumable, like any run), evaluates the best epoch on the test splits of the
+into ``out_dir/<lever>/seed<k>-<config hash>/`` (resumable, like any run; other settings, another folder), evaluates the best epoch on the test splits of the
 given sets with the trained graph and without a skeleton, and returns one row per run (with its validation
 history); :func:`lever_table` averages the seeds (mean and standard deviation). ``04_ablations`` is a thin caller.
 
@@ -24,7 +24,7 @@ from . import checkpoint as ckpt
 from .config import ModelConfig, TrainConfig
 from .env import resolve_device
 from .evaluate import evaluate_benchmark
-from .train import train
+from .train import run_folder, train
 
 __all__ = ["LEVERS", "base_configs", "run_levers", "lever_table", "read_rows", "present_vs_absent",
            "present_table"]
@@ -63,7 +63,7 @@ def _one(name: str, seed: int, base_model, base_train, splits, eval_sets, out_di
     m_kw, t_kw = LEVERS[name]
     mcfg = dataclasses.replace(base_model, **m_kw)
     tcfg = dataclasses.replace(base_train, **t_kw, seed=seed, device=device)
-    out = Path(out_dir) / name / f"seed{seed}"
+    out = run_folder(Path(out_dir) / name, f"seed{seed}", mcfg, tcfg)
     summary = train(mcfg, tcfg, out, progress=False, splits=splits, log=lambda s: None)
     dev = str(resolve_device(device))
     model, ck = ckpt.load_model(out / "best.pt", device=dev)
@@ -106,7 +106,7 @@ def lever_table(rows: list[dict]):
     metrics = [c for c in df.columns if c.endswith((" refl", " det"))] + ["steps"]
     g = df.groupby("lever", sort=False)[metrics]
     out = g.mean()
-    std = g.std(ddof=0).add_suffix(" sd")
+    std = g.std(ddof=1).fillna(0.0).add_suffix(" sd")  # sample sd over seeds (0 with one seed)
     out = out.join(std)
     out["seeds"] = g.size()
     return out
@@ -126,7 +126,7 @@ def present_vs_absent(ood_sets, base_model: ModelConfig, base_train: TrainConfig
     for seed in seeds:
         for condition in ("absent", "present"):
             tcfg = dataclasses.replace(base_train, seed=seed, present=tuple(ood_sets) if condition == "present" else ())
-            out = Path(out_dir) / condition / f"seed{seed}"
+            out = run_folder(Path(out_dir) / condition, f"seed{seed}", base_model, tcfg)
             summary = train(base_model, tcfg, out, progress=False, log=lambda s: None,
                             splits=splits | (present if condition == "present" else {}))
             model, ck = ckpt.load_model(out / "best.pt")
@@ -147,7 +147,7 @@ def present_table(rows: list[dict], protocol: str = "realistic"):
 
     df = pd.DataFrame([r for r in rows if r["protocol"] == protocol])
     g = df.groupby(["set", "condition"], sort=False)
-    mean, sd = g[["ratio_refl", "ratio_det"]].mean(), g[["ratio_refl", "ratio_det"]].std(ddof=0)
+    mean, sd = g[["ratio_refl", "ratio_det"]].mean(), g[["ratio_refl", "ratio_det"]].std(ddof=1).fillna(0.0)
     sets = list(dict.fromkeys(df["set"]))
     out = pd.DataFrame({"body": df.groupby("set")["body"].first()}).loc[sets]
     for pol in ("refl", "det"):
@@ -204,7 +204,7 @@ def main(argv=None) -> None:
 
     from .results import provenance, write_json
 
-    ap = argparse.ArgumentParser(description="Train and score every (lever, seed) of 04_ablations in parallel "
+    ap = argparse.ArgumentParser(prog="python -m lfm.ablations", description="Train and score every (lever, seed) of 04_ablations in parallel "
                                  "processes, from a prepared splits file; writes a rows file for 04's rows_file.")
     ap.add_argument("-f", "--file", required=True, help="04 parameters (e.g. params/paper/04_ablations.yaml)")
     ap.add_argument("--splits", required=True, help="prepared splits (python -m lfm.data.bundle) holding every "
@@ -223,6 +223,14 @@ def main(argv=None) -> None:
             raise SystemExit(f"--set {kv}: {key!r} is not a parameter of {args.file} ({sorted(params)}).")
         params[key] = yaml.safe_load(value)
     params.pop("rows_file", None)
+    unknown = [k for k in params["levers"] if k not in LEVERS]
+    if unknown:
+        raise SystemExit(f"levers {unknown} in {args.file} are unknown; choose from {list(LEVERS)}.")
+    from .data import benchmark
+    from .data.bundle import load_splits
+
+    load_splits(args.splits, sets=list(dict.fromkeys(benchmark.resolve(params["train_sets"]) +
+                                                     tuple(params["eval_sets"]))))  # every set there, or say which
     # seed-major order: an interrupted pool still has every lever at the first seeds
     tasks = [(name, seed, params, args.splits, args.runs, args.device) for seed in params["seeds"]
              for name in params["levers"]]

@@ -28,8 +28,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import hashlib
-import json
 import math
 import time
 from dataclasses import dataclass, field
@@ -46,7 +44,7 @@ from .distributed import Context
 from .env import resolve_device
 from .evaluate import evaluate_benchmark, evaluate_category
 from .geometry import normalize_2d
-from .train import draw_batch, train, train_step, validation_views
+from .train import draw_batch, run_folder, train, train_step, validation_views
 
 __all__ = ["SlotLayout", "SlotMLP", "FixedSlotLifter", "SimpleBaseline", "ForCategory", "fit", "score",
            "run_comparison", "comparison_table", "combined_vs_isolated", "comparison_bars", "MODELS", "C3DPO_VARIANTS",
@@ -81,7 +79,7 @@ PROTOCOL = {
     "error": "PA-MPJPE / RMS radius of the ground truth, per frame; ratio = model / flat guess (2D as 3D) on the same "
              "views; mean over frames per set (lfm.evaluate.evaluate_category)",
     "masks": "only visible keypoints enter the models, the alignment and the average",
-    "aggregation": "per set, then the plain mean over the sets; mean and sd over seeds",
+    "aggregation": "per set, then the plain mean over the sets; mean and sample sd over seeds",
     "units": "unit-free (the ground truth's RMS radius)",
     "training": "the same splits (lfm.data.benchmark.split_category), training views (lfm.train.draw_batch), loss "
                 "(lfm.losses.procrustes_mse via lfm.train.train_step), optimiser and steps for every model; "
@@ -318,18 +316,10 @@ def score(model: nn.Module, splits: dict, sets, protocols=("realistic",)) -> lis
     return rows
 
 
-def _run_dir(out_dir, tag: str, *cfgs) -> Path:
-    """``out_dir/<tag>-<hash of the configs>``: a rerun with the same settings resumes (threads and device may
-    differ), other settings start anew."""
-    plain = [{k: v for k, v in dataclasses.asdict(c).items() if k not in ("threads", "device")} for c in cfgs]
-    h = hashlib.sha256(json.dumps(plain, sort_keys=True, default=str).encode())
-    return Path(out_dir) / f"{tag}-{h.hexdigest()[:8]}"
-
-
 def _lfm_rows(model_cfg, cfg, splits, sets, protocols, out_dir, tag, log) -> tuple[list[dict], dict]:
     from . import checkpoint as ckpt
 
-    out = _run_dir(out_dir, tag, model_cfg, cfg)
+    out = run_folder(out_dir, tag, model_cfg, cfg)
     summary = train(model_cfg, cfg, out, progress=False, splits=splits, log=lambda s: None)
     model, ck = ckpt.load_model(out / "best.pt")
     ev = evaluate_benchmark(model, ck, {c: splits[c] for c in sets}, protocols=tuple(protocols), real2d=False)
@@ -396,7 +386,7 @@ def comparison_table(rows: list[dict], protocol: str = "realistic"):
     g = per.groupby(level="category", sort=False)
     order = [m for m in MODELS if m in set(df.model)]
     cols = [(m, p) for m in order for p in ("refl", "det")]
-    out = pd.concat({"mean": g.mean()[cols], "sd": g.std(ddof=0)[cols]}, axis=1)
+    out = pd.concat({"mean": g.mean()[cols], "sd": g.std(ddof=1).fillna(0.0)[cols]}, axis=1)  # sample sd over seeds
     out.columns = pd.MultiIndex.from_tuples([(s, m, p) for s, (m, p) in out.columns],
                                             names=["statistic", "model", "policy"])
     return out.loc[[c for c in dict.fromkeys(df.category)] + ["mean"]]

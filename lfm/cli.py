@@ -86,6 +86,9 @@ def _train(args: argparse.Namespace) -> int:
 
     data = _load_yaml(args.file) if args.file else {}
     out_dir = Path(args.output) if args.output else paths.runs_dir() / "lfm"
+    if args.max_minutes < 0:
+        raise CLIError(f"--max-minutes {args.max_minutes}: give a positive number of minutes (absent: the file's "
+                       "max_minutes).")
     splits = None
     if args.splits:
         from .data.bundle import load_splits
@@ -108,7 +111,9 @@ def _train(args: argparse.Namespace) -> int:
     if args.max_minutes:
         tcfg = dataclasses.replace(tcfg, max_minutes=args.max_minutes)
     if splits is not None:
-        splits = {c: splits[c] for c in tcfg.train_sets}
+        from .data.bundle import load_splits
+
+        splits = load_splits(args.splits, sets=tcfg.train_sets)
     last = out_dir / "last.pt"
     try:
         if not args.restart and last.exists():
@@ -262,7 +267,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--no-progress", action="store_true", help="no progress bar (logs one line per epoch)")
     t.add_argument("--splits", help="prepared splits file (python -m lfm.data.bundle) instead of the data mirror")
     t.add_argument("--max-minutes", type=float, default=0, help="training budget in minutes (replaces the file's "
-                   "max_minutes; counts the minutes already trained, so a resumed run continues up to it)")
+                   "max_minutes; counts the minutes already trained, so a resumed run continues up to it; absent or "
+                   "0: the file's)")
     t.set_defaults(func=_train)
     lf = sub.add_parser(
         "lift", parents=[common],

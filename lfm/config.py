@@ -130,8 +130,10 @@ class TrainConfig:
                               f"{list(benchmark.CATEGORIES)} or 'all'.")
         wrong = [c for c in self.present if c not in benchmark.HELD_OUT]
         if wrong:
-            raise ConfigError(f"TrainConfig.present has {wrong}: only held-out sets go there (in-distribution sets "
-                              f"go in categories); held-out sets: {list(benchmark.HELD_OUT)}.")
+            trained = [c for c in wrong if c in benchmark.CATEGORIES]
+            raise ConfigError(f"TrainConfig.present has {wrong}: " + (
+                f"{trained} are in-distribution sets (they go in categories); " if trained else
+                "not held-out sets of the benchmark; ") + f"held-out sets: {list(benchmark.HELD_OUT)}.")
 
     def check_sets(self) -> None:
         """The training sets must be benchmark sets when their splits come from the benchmark (``lfm.train.setup``

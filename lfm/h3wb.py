@@ -295,7 +295,7 @@ def run(h3wb_dir: str = "", *, model_cfg=None, train_subjects=TRAIN_SUBJECTS, te
     from .data.benchmark import Split
     from .env import resolve_device
     from .results import provenance
-    from .train import train
+    from .train import run_folder, train
 
     fixed = sorted(set(train_kw) & {"categories", "present", "graph"})
     if fixed:
@@ -326,7 +326,8 @@ def run(h3wb_dir: str = "", *, model_cfg=None, train_subjects=TRAIN_SUBJECTS, te
         f"{split['validation_frames']} validation), test {split['test_subjects']} ({test.n_frames} frame(s))")
     rule = f"{PROTOCOL['split']} (lfm.h3wb)"
     with tempfile.TemporaryDirectory(prefix="lfm_h3wb_") as tmp:
-        out = Path(tmp) if run_dir is None else Path(run_dir) / "fixture" if fixture else Path(run_dir)
+        out = (Path(tmp) if run_dir is None else Path(run_dir) / "fixture" if fixture else
+               run_folder(run_dir, "h3wb", model_cfg, cfg))  # other settings: another folder, not an error
         summary = train(model_cfg, cfg, out, splits={"h3wb": Split("h3wb", tr, val, test, rule)},
                         resume=not fixture, progress=False, log=log)
         dev = resolve_device(cfg.device)

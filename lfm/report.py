@@ -142,9 +142,8 @@ def paper_table() -> str:
     if h3 and h3.get("status", "").startswith("not run"):
         ours = h3["status"] + " (08 runs its pipeline on the 4-frame format fixture as a code check)"
     elif h3:
-        e = h3.get("evaluation", {})
-        ours = " / ".join(_fmt(e.get(k, {}).get("mpjpe") if isinstance(e.get(k), dict) else None, 2)
-                          for k in ("all", "body", "face", "hands"))
+        e = h3.get("evaluation", {}).get("mpjpe", {})
+        ours = " / ".join(_fmt(e.get(k), 2) for k in ("whole_body", "body", "face", "hand")) + " (held-out S7)"
     else:
         ours = "not run"
     rows.append(("Table 1 / Fig. 4: H3WB 2D→3D, MPJPE all / body / face / hands (mm)", "64.13 / 60.83 / 56.55 / 78.21",
@@ -240,9 +239,9 @@ def paper_table() -> str:
         gain = f"mean gain {100 * sum(gains) / len(gains):+.0f} %" if gains else "not run"
     else:
         ours, gain = "not run", "not run"
-    steps = base["budget"]["steps_per_run"] if base else "–"
+    budget = f"; {base['budget']['steps_per_run']} steps per model" if base else ""
     rows.append(("Fig. 3: C3DPO no info / info vs 3D-LFM isolated / joint", "41.08 / 7.5 / 3.97 / 3.27", ours,
-                 "07_baselines", f"PASCAL3D+ is not open: in-distribution open sets; {steps} steps per model"))
+                 "07_baselines", f"PASCAL3D+ is not open: in-distribution open sets{budget}"))
     rows.append(("Sec. IV.3.1: combined vs isolated", "gains +41 % / +74 % / +51 % / +0.6 %", gain, "07_baselines",
                  "equal steps: the joint model sees each set less often"))
     head = ("| paper item | paper | this bundle | producing notebook | why not the same quantity |\n"

@@ -683,10 +683,10 @@ def fig_lift(ex: Example, lifted, *, checkpoint_name: str = ""):
     cols = [FLAT_COLOUR, plots.PRED_COLOUR, plots.PALETTE[4]]
     ax.barh(range(3), [e[k] for k in names], color=cols, height=0.6)
     for k, v in enumerate(e.values()):
-        ax.text(v, k, f" {v / ex.radius:.2f} RMS radii", va="center", fontsize=10)
+        ax.text(v, k, f" {v:.2f} {_unit(u)} = {v / ex.radius:.2f} RMS radii", va="center", fontsize=10)
     ax.set_yticks(range(3), names)
     ax.invert_yaxis()
-    ax.set_xlim(0, max(e.values()) * 1.6)
+    ax.set_xlim(0, max(e.values()) * 2.0)
     ax.set(xlabel=f"PA-MPJPE ({_unit(u)})", title=f"(e) Error: {e['LFM, reflection allowed'] / e['flat guess']:.2f}"
            " x the flat guess\n(reflection allowed)")
     fig.suptitle(f"One lift{' with ' + checkpoint_name if checkpoint_name else ''}: {ex.name}, test view "

@@ -43,9 +43,20 @@ from .model import LFM
 from .results import provenance, write_json
 
 __all__ = ["train", "setup", "resume", "draw_batch", "train_step", "end_epoch", "Run", "validation_views",
-           "resolve_path", "export_run", "BUDGET_FIELDS"]
+           "resolve_path", "export_run", "BUDGET_FIELDS", "run_folder"]
 
 BUDGET_FIELDS = ("max_minutes", "max_epochs", "threads", "device")  # may change when a run is continued
+
+
+def run_folder(out_dir, tag: str, *cfgs) -> Path:
+    """``out_dir/<tag>-<hash of the configs>``: a rerun with the same settings resumes (the budget fields
+    :data:`BUDGET_FIELDS` may differ), other settings get a folder of their own instead of a resume error."""
+    import hashlib
+    import json
+
+    plain = [{k: v for k, v in dataclasses.asdict(c).items() if k not in BUDGET_FIELDS} for c in cfgs]
+    h = hashlib.sha256(json.dumps(plain, sort_keys=True, default=str).encode())
+    return Path(out_dir) / f"{tag}-{h.hexdigest()[:8]}"
 
 
 def resolve_path(p) -> Path:
@@ -132,13 +143,14 @@ def setup(model_cfg: ModelConfig, cfg: TrainConfig, out_dir, *, splits: dict | N
             c, train_stride=cfg.train_stride) for c in names}
     missing = [c for c in names if c not in splits]
     if missing:
-        raise KeyError(f"the prepared splits hold no {missing} (they have {sorted(splits)}); TrainConfig.categories "
-                       "must name sets of the splits.")
+        raise ValueError(f"the prepared splits hold no {missing} (they have {sorted(splits)}); TrainConfig.categories "
+                         "must name sets of the splits.")
     train_sets = {c: splits[c].train for c in names}
     no_val = [c for c in names if splits[c].val is None or splits[c].val.n_frames == 0]
     if no_val:
         raise ValueError(f"sets {no_val} have no validation frames: the best epoch could not be chosen; give each "
-                         "set a validation part (lfm.data.benchmark splits always have one).")
+                         "set a validation part (lfm.data.benchmark.split_category gives one to every in-distribution "
+                         "set, split_present to a held-out one).")
     ds = FrameDataset(train_sets, graph=cfg.graph)
     sampler = BatchSampler(ds, cfg.batch_size, balance=cfg.balance, bucket=cfg.bucket, seed=cfg.seed)
     proc_ds = proc_sampler = None
@@ -459,6 +471,10 @@ def run_recipe(path, out_dir, *, overrides: dict | None = None, progress: bool =
     out_dir = Path(out_dir)
     for name, mcfg, tcfg in recipe_configs(recipe, out_dir, overrides):
         log(f"recipe {recipe['name']}: stage {name} -> {out_dir / name}")
+        missing = [] if splits is None else [c for c in tcfg.train_sets if c not in splits]
+        if missing:
+            raise ValueError(f"the prepared splits hold no {missing} (they have {sorted(splits)}), which stage {name} "
+                             "trains on; write them again with these sets (python -m lfm.data.bundle --sets ...).")
         sp = None if splits is None else {c: splits[c] for c in tcfg.train_sets}
         train(mcfg, tcfg, out_dir / name, progress=progress, log=log, splits=sp)
     return None if splits is not None else export_recipe(path, out_dir, overrides=overrides)

@@ -181,7 +181,7 @@ def test_tables_average_seeds_and_gain_is_one_minus_joint_over_isolated():
     t = B.comparison_table(rows)
     assert list(t.index) == ["dog", "chair", "mean"]
     assert t.loc["dog", ("mean", "lfm_joint", "refl")] == pytest.approx(0.5)
-    assert t.loc["dog", ("sd", "lfm_joint", "refl")] == pytest.approx(0.1)  # sd over the two seeds
+    assert t.loc["dog", ("sd", "lfm_joint", "refl")] == pytest.approx(0.1 * 2 ** 0.5)  # sample sd of 0.4 and 0.6
     assert t.loc["mean", ("mean", "lfm_joint", "det")] == pytest.approx(0.75 * 0.5 + 0.1)
     assert [m for m in dict.fromkeys(t.columns.get_level_values("model"))] == ["simple_baseline", "lfm_isolated",
                                                                               "lfm_joint"]

@@ -39,8 +39,10 @@ def test_bad_splits_files_say_what_to_do(tmp_path):
     with pytest.raises(ValueError, match="bad.pkl.xz: not a readable lfm splits file"):
         load_splits(bad)
     path = save_splits(tmp_path / "s.pkl.xz", {"a": _split("a")})
-    with pytest.raises(KeyError, match=r"holds no split for \['zebra'\]"):
+    with pytest.raises(ValueError, match=r"holds no split for \['zebra'\]"):
         load_splits(path, sets=["zebra"])
+    with pytest.raises(ValueError, match=r"test_sets \['zebra'\] are not among the sets written"):
+        save_splits(tmp_path / "t.pkl.xz", {"a": _split("a")}, test_sets=["zebra"])
 
 
 def test_rows_file_is_checked_and_sorted_in_lever_order(tmp_path):
@@ -66,3 +68,31 @@ def test_the_figure_6a_levers_change_what_they_name():
                                   train_stride=4, val_frames=5, threads=1)
     assert isinstance(m, ModelConfig) and isinstance(t, TrainConfig)
     assert (t.categories, t.epoch_steps, t.max_epochs, t.train_stride) == (("dog",), 3, 2, 4)
+
+
+@pytest.mark.skipif(not (__import__("lfm.paths").paths.mirror_dir() / "MANIFEST.json").is_file(),
+                    reason="needs the open-data mirror")
+def test_parallel_lever_runner_writes_every_row_in_lever_order(tmp_path, offline_cache):
+    """python -m lfm.ablations: two worker processes, two levers, from a prepared splits file."""
+    import yaml
+
+    from lfm.data import benchmark
+
+    splits = {c: benchmark.split_category(c, train_stride=4) for c in ("mouse_sleap", "mouse_dannce")}
+    save_splits(tmp_path / "s.pkl.xz", splits)
+    params = {"minutes_per_run": 0, "max_epochs": 1, "epoch_steps": 2, "train_stride": 4, "val_frames": 5,
+              "train_sets": ["mouse_sleap"], "eval_sets": ["mouse_sleap", "mouse_dannce"],
+              "levers": ["global_attention", "baseline"], "seeds": [0], "threads": 1, "rows_file": "ignored"}
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump(params))
+    out = tmp_path / "rows.json"
+    ablations.main(["-f", str(tmp_path / "p.yaml"), "--splits", str(tmp_path / "s.pkl.xz"), "--workers", "2",
+                    "--device", "cpu", "--runs", str(tmp_path / "runs"), "--set", "epoch_steps=3",
+                    "--out", str(out)])
+    data = ablations.read_rows(out)
+    assert data["complete"] and data["params"]["epoch_steps"] == 3 and "rows_file" not in data["params"]
+    assert [r["lever"] for r in data["rows"]] == ["global_attention", "baseline"]
+    for r in data["rows"]:
+        assert r["steps"] == 3 and r["history"][-1]["step"] == 3
+        assert 0 < r["train/realistic/trained refl"] < 3 and "untrained/realistic/trained refl" in r
+    with pytest.raises(SystemExit, match="not a parameter"):
+        ablations.main(["-f", str(tmp_path / "p.yaml"), "--splits", "x", "--set", "epochs=2", "--out", str(out)])

@@ -206,6 +206,18 @@ def test_train_missing_or_damaged_splits_file_is_one_line(tmp_path, capsys):
     rc, _, err = _run(capsys, "train", "-o", tmp_path / "run", "--splits", bad)
     assert rc == 1 and "not a readable lfm splits file" in _one_line_error(err)
     assert not (tmp_path / "run").exists()
+    from lfm.data.bundle import save_splits
+
+    from .test_bundle import _split
+
+    save_splits(tmp_path / "s.pkl.xz", {"toy": _split("toy")})
+    rc, _, err = _run(capsys, "train", "-o", tmp_path / "run", "--splits", tmp_path / "s.pkl.xz")
+    assert rc == 1 and "holds no split for" in _one_line_error(err) and "--sets" in err
+    rc, _, err = _run(capsys, "train", "-f", "params/train_open_v2.yaml", "-o", tmp_path / "run", "--splits",
+                      tmp_path / "s.pkl.xz")
+    assert rc == 1 and "hold no" in _one_line_error(err) and "stage stage1" in err
+    rc, _, err = _run(capsys, "train", "-o", tmp_path / "run", "--max-minutes", "-3")
+    assert rc == 1 and "--max-minutes -3.0: give a positive number" in _one_line_error(err)
 
 
 # ---- default outputs -------------------------------------------------------------------------------------------

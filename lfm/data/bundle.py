@@ -7,6 +7,7 @@ reads it back and checks the header. Only load files you made yourself: a pickle
 
     python -m lfm.data.bundle out.pkl.xz --sets all cheetah --train-stride 1   # on the machine with the data
     lfm train -f params/train_open_v2.yaml -o runs/v2 --splits out.pkl.xz       # on the other one
+    (``--test-sets``: keep the test part of these sets only, e.g. the eval sets of an ablation run)
 """
 
 from __future__ import annotations
@@ -31,6 +32,10 @@ def save_splits(path, splits: dict, *, test_sets=None) -> Path:
     from ..results import atomic_write_bytes
 
     if test_sets is not None:
+        unknown = sorted(set(test_sets) - set(splits))
+        if unknown:
+            raise ValueError(f"test_sets {unknown} are not among the sets written ({sorted(splits)}); add them to "
+                             "--sets as well.")
         splits = {k: sp if k in test_sets else dataclasses.replace(sp, test=sp.test.subset(np.arange(0)))
                   for k, sp in splits.items()}
     header = {"format": FORMAT, "lfm": __version__, "sets": sorted(splits),
@@ -58,8 +63,8 @@ def load_splits(path, sets=None) -> dict:
     if sets is not None:
         missing = [s for s in sets if s not in splits]
         if missing:
-            raise KeyError(f"{path} holds no split for {missing} (it has {sorted(splits)}); write it again with "
-                           "those sets.")
+            raise ValueError(f"{path} holds no split for {missing} (it has {sorted(splits)}); write it again "
+                             "with those sets (python -m lfm.data.bundle ... --sets ...).")
         splits = {s: splits[s] for s in sets}
     return splits
 
@@ -67,7 +72,8 @@ def load_splits(path, sets=None) -> dict:
 def main(argv=None) -> None:
     from . import benchmark
 
-    ap = argparse.ArgumentParser(description="Write the benchmark splits of some sets into one file.")
+    ap = argparse.ArgumentParser(prog="python -m lfm.data.bundle",
+                                 description="Write the benchmark splits of some sets into one file.")
     ap.add_argument("out", help="output file (.pkl.xz)")
     ap.add_argument("--sets", nargs="+", default=["all"], help="set names; 'all' = every in-distribution set")
     ap.add_argument("--test-sets", nargs="+", default=None,
