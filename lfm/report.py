@@ -180,6 +180,9 @@ def paper_table() -> str:
                  "01_data", "open data and pip kinematic models only"))
     rows.append(("Fig. 1(a) / Fig. 8: montage, failure cases", "qualitative",
                  "figures/fig1a_montage.png, figures/fig8_failures.png", "05_qualitative", "–"))
+    rows.append(("Fig. 5 / Fig. 7 (views): unseen categories, rig transfer", "qualitative",
+                 "figures/fig5_unseen.png: 5 held-out categories and 3 held-out rigs", "05_qualitative",
+                 "open held-out sets, not the paper's in-the-wild images"))
     # occlusion
     if occ:
         at = [r["ratio_refl"] for r in occ["rows"] if r["protocol"] == "realistic" and r["role"] == "train"
