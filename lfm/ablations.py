@@ -27,7 +27,7 @@ from .evaluate import evaluate_benchmark
 from .train import run_folder, train
 
 __all__ = ["LEVERS", "base_configs", "run_levers", "lever_table", "read_rows", "present_vs_absent",
-           "present_table"]
+           "present_table", "rig_transfer", "rig_transfer_table"]
 
 # lever -> (ModelConfig changes, TrainConfig changes), each relative to the baseline
 LEVERS: dict[str, tuple[dict, dict]] = {
@@ -156,6 +156,65 @@ def present_table(rows: list[dict], protocol: str = "realistic"):
             out[f"{cond} {pol} sd"] = [sd.loc[(s, cond), f"ratio_{pol}"] for s in sets]
         out[f"absent / present {pol}"] = out[f"absent {pol}"] / out[f"present {pol}"]
     out["seeds"] = df.groupby("set")["seed"].nunique().loc[sets]
+    return out
+
+
+def _own_split(name: str, train_stride: int):
+    """A set as a training source: its benchmark split if it is trained on, else its present split."""
+    from .data import benchmark
+
+    rec = benchmark.table.record(name)
+    return (benchmark.split_present if rec.held_out else benchmark.split_category)(name, train_stride=train_stride)
+
+
+def rig_transfer(pairs, base_model: ModelConfig, base_train: TrainConfig, out_dir, *, positionals=("tpe", "mlp"),
+                 seeds=(0,), graphs=("trained", "input_knn"), log=print) -> list[dict]:
+    """Fig. 7 / Table 3 on the open benchmark: for each pair (a, b) of rigs of one body, a model trained on rig a
+    alone is scored on rig b's test frames, and the other way round, once per positional encoding and seed (same
+    steps). A held-out rig trains on its first 80 % of sequences (:func:`lfm.data.benchmark.split_present`) and is
+    tested on the rest, so no direction tests on a frame it trained on. One row per (source, target, positional,
+    seed, graph)."""
+    from .data import benchmark
+
+    rows = []
+    names = sorted({n for p in pairs for n in p})
+    splits = {n: _own_split(n, base_train.train_stride) for n in names}
+    for a, b in pairs:
+        for src, dst in ((a, b), (b, a)):
+            held = benchmark.table.record(src).held_out
+            tcfg0 = dataclasses.replace(base_train, categories=() if held else (src,), present=(src,) if held else ())
+            for positional in positionals:
+                mcfg = dataclasses.replace(base_model, positional=positional)
+                for seed in seeds:
+                    tcfg = dataclasses.replace(tcfg0, seed=seed)
+                    out = run_folder(Path(out_dir) / f"{src}_to_{dst}", f"{positional}-seed{seed}", mcfg, tcfg)
+                    summary = train(mcfg, tcfg, out, progress=False, splits={src: splits[src]}, log=lambda s: None)
+                    model, ck = ckpt.load_model(out / "best.pt")
+                    ev = evaluate_benchmark(model, ck, {src: splits[src], dst: splits[dst]}, protocols=("realistic",),
+                                            graphs=graphs, real2d=False)
+                    for r in ev["rows"]:
+                        rows.append({"source": src, "target": dst, "scored": r["category"], "positional": positional,
+                                     "seed": seed, "graph": r["graph"], "steps": summary["steps"],
+                                     "frames": r["frames"], **{k: r[k] for k in ("ratio_det", "ratio_refl",
+                                                                                  "model_det", "flat_det")}})
+                    got = {r["scored"]: r["ratio_det"] for r in rows[-len(ev["rows"]):] if r["graph"] == graphs[0]}
+                    log(f"{src} -> {dst} {positional} seed {seed}: own {got[src]:.3f}, other rig {got[dst]:.3f}")
+    return rows
+
+
+def rig_transfer_table(rows: list[dict], graph: str = "trained"):
+    """Per direction: the ratio to flat (det = +1) on the other rig and on the own rig, for each positional
+    encoding (mean and sample sd over seeds), and the TPE-vs-MLP gain on the other rig (1 - TPE / MLP)."""
+    import pandas as pd
+
+    df = pd.DataFrame([r for r in rows if r["graph"] == graph])
+    df["on"] = ["other rig" if s == t else "own rig" for s, t in zip(df["scored"], df["target"])]
+    g = df.groupby(["source", "target", "on", "positional"], sort=False)["ratio_det"]
+    t = pd.concat({"mean": g.mean(), "sd": g.std(ddof=1).fillna(0.0), "seeds": g.size()}, axis=1).reset_index()
+    out = t.pivot_table(index=["source", "target"], columns=["on", "positional"], values=["mean", "sd"], sort=False)
+    out.columns = [f"{on}, {pos} ({stat})" for stat, on, pos in out.columns]
+    if {"other rig, tpe (mean)", "other rig, mlp (mean)"} <= set(out.columns):
+        out["TPE gain on the other rig"] = 1 - out["other rig, tpe (mean)"] / out["other rig, mlp (mean)"]
     return out
 
 

@@ -119,7 +119,7 @@ class TrainConfig:
 
     def __post_init__(self):
         validate(self)
-        if not self.categories:
+        if not self.categories and not self.present:
             raise ConfigError("TrainConfig.categories is empty; list at least one benchmark set, or 'all'.")
         from .data import benchmark
 

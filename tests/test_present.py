@@ -59,3 +59,27 @@ def test_present_table_divides_absent_by_present_per_set_and_policy():
     assert row["absent / present refl"] == pytest.approx(1.0 / 0.6)
     assert row["absent / present det"] == pytest.approx(1.1 / 0.7)
     assert row["absent refl sd"] == pytest.approx(0.1 * 2 ** 0.5) and row["seeds"] == 2 and row["body"] == "r2d2"  # sample sd
+
+
+def test_a_held_out_rig_can_be_the_only_training_set():
+    """Rig transfer both ways: a model trained on a held-out rig alone (its present split), nothing else."""
+    cfg = TrainConfig(categories=(), present=("human_bandai21",))
+    assert cfg.train_sets == ("human_bandai21",)
+    with pytest.raises(ConfigError, match="categories is empty"):
+        TrainConfig(categories=())
+
+
+def test_rig_transfer_table_gives_the_tpe_gain_on_the_other_rig():
+    rows = []
+    for seed in (0, 1):
+        for src, dst in (("a", "b"), ("b", "a")):
+            for pos, other in (("tpe", 0.8), ("mlp", 1.0)):
+                for scored, v in ((src, 0.5), (dst, other + 0.1 * seed)):
+                    rows.append({"source": src, "target": dst, "scored": scored, "positional": pos, "seed": seed,
+                                 "graph": "trained", "ratio_det": v})
+    t = ablations.rig_transfer_table(rows)
+    row = t.loc[("a", "b")]
+    assert row["other rig, tpe (mean)"] == pytest.approx(0.85) and row["own rig, mlp (mean)"] == pytest.approx(0.5)
+    assert row["TPE gain on the other rig"] == pytest.approx(1 - 0.85 / 1.05)
+    assert row["other rig, tpe (sd)"] == pytest.approx(0.1 / 2 ** 0.5)
+    assert list(t.index) == [("a", "b"), ("b", "a")]
