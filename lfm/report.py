@@ -128,6 +128,14 @@ def levers_table(abl: dict) -> str:
     return head + "\n" + "\n".join(rows)
 
 
+def present_md(pres: dict) -> str:
+    """Absent vs present per held-out set (det = +1, mean ± sd over seeds)."""
+    head = ("| held-out set (category) | absent | present | absent / present |\n|---|---|---|---|")
+    rows = [f"| {r['set']} ({r['body'].replace('_', ' ')}) | {_pm(r, 'absent det')} | {_pm(r, 'present det')} | "
+            f"{r['absent / present det']:.2f} |" for r in pres["tables"]["realistic"]]
+    return head + "\n" + "\n".join(rows)
+
+
 def _row(table: list[dict], key: str, value) -> dict | None:
     return next((r for r in table if r.get(key) == value), None)
 
@@ -279,6 +287,9 @@ def tables() -> dict[str, str]:
     abl = _load("ablations.json")
     if abl and abl.get("table"):
         out["levers"] = levers_table(abl)
+    pres = _load("ood_present.json")
+    if pres and pres.get("tables"):
+        out["present"] = present_md(pres)
     out["paper"] = paper_table()
     return out
 
