@@ -175,8 +175,9 @@ def paper_table() -> str:
                 f"categories, {len(pres['seeds'])} seed(s), {pres['budget']['steps_per_run']} steps")
     else:
         ours = "not run"
+    bodies = ", ".join(r.get("body", "?").replace("_", " ") for r in pres["tables"]["realistic"]) if pres else "–"
     rows.append(("Table 2: absent vs present in training", "26.59 / 10.16, 6.88 / 5.71, 52.05 / 42.65: 2.6×, 1.2×, 1.2×",
-                 ours, "11_ood_present", "other categories (robots, fish, legs, gripper); short runs; det = +1"))
+                 ours, "11_ood_present", f"other categories ({bodies}); short runs; det = +1"))
     # Fig. 1(b)
     if bench:
         sets = [s for s in bench["sets"] if s["role"] != "extra"]
@@ -219,7 +220,7 @@ def paper_table() -> str:
         rows.append(("Table 3 / Fig. 6(b): TPE vs learned MLP", "TPE better by 3.3 / 12.3 / 22.0 % (d = 128 / 512 / 1024)",
                      f"TPE {_fmt(v('baseline'))} vs MLP {_fmt(v('mlp_positional'))} × flat: TPE better by "
                      f"{100 * g:.1f} % (d = 64)" if g is not None else "not run", "04_ablations",
-                     f"{steps} steps, mean over seeds; in-distribution sets, det = +1"))
+                     f"{steps} steps, mean over seeds; in-distribution sets, det = +1; GPU runs with a bf16 decoder (04)"))
         rows.append(("Fig. 6(a): hybrid vs global vs local attention; Procrustes in the loss", "hybrid best; alignment helps",
                      " / ".join(f"{n} {_fmt(v(k))}" for n, k in (("hybrid", "baseline"), ("global", "global_attention"),
                                                                   ("local", "local_attention"),
