@@ -19,6 +19,8 @@ import dataclasses
 import multiprocessing as mp
 from pathlib import Path
 
+import numpy as np
+
 
 from . import checkpoint as ckpt
 from .config import ModelConfig, TrainConfig
@@ -27,7 +29,7 @@ from .evaluate import evaluate_benchmark
 from .train import run_folder, train
 
 __all__ = ["LEVERS", "base_configs", "run_levers", "lever_table", "read_rows", "present_vs_absent",
-           "present_table", "rig_transfer", "rig_transfer_table"]
+           "present_table", "rig_transfer", "rig_transfer_table", "imbalance", "imbalance_table"]
 
 # lever -> (ModelConfig changes, TrainConfig changes), each relative to the baseline
 LEVERS: dict[str, tuple[dict, dict]] = {
@@ -216,6 +218,52 @@ def rig_transfer_table(rows: list[dict], graph: str = "trained"):
     if {"other rig, tpe (mean)", "other rig, mlp (mean)"} <= set(out.columns):
         out["TPE gain on the other rig"] = 1 - out["other rig, tpe (mean)"] / out["other rig, mlp (mean)"]
     return out
+
+
+def imbalance(minor: str, keep: float, widths, base_model: ModelConfig, base_train: TrainConfig, out_dir, *,
+              positionals=("tpe", "mlp"), seeds=(0,), log=print) -> list[dict]:
+    """Table 3's imbalance experiment on the open benchmark: every in-distribution set trains as usual, except
+    ``minor``, of which only every k-th training frame is kept (k = round(1 / keep)); per width, positional
+    encoding and seed one model (same steps) is scored on ``minor``'s full test split with its skeleton. One row
+    per (width, positional, seed)."""
+    from .data import benchmark
+
+    splits = {c: benchmark.split_category(c, train_stride=base_train.train_stride) for c in base_train.train_sets}
+    if minor not in splits:
+        raise ValueError(f"minor {minor!r} is not among the training sets {list(splits)}.")
+    k = max(1, round(1 / keep))
+    sp = splits[minor]
+    splits[minor] = dataclasses.replace(sp, train=sp.train.subset(np.arange(0, sp.train.n_frames, k)))
+    rows = []
+    for width in widths:
+        for positional in positionals:
+            mcfg = dataclasses.replace(base_model, d_model=width, positional=positional)
+            for seed in seeds:
+                tcfg = dataclasses.replace(base_train, seed=seed)
+                out = run_folder(Path(out_dir) / f"{minor}_keep{k}", f"d{width}-{positional}-seed{seed}", mcfg, tcfg)
+                summary = train(mcfg, tcfg, out, progress=False, splits=splits, log=lambda s: None)
+                model, ck = ckpt.load_model(out / "best.pt")
+                ev = evaluate_benchmark(model, ck, {minor: splits[minor]}, protocols=("realistic",), real2d=False)
+                r = ev["rows"][0]
+                rows.append({"minor": minor, "train_frames": splits[minor].train.n_frames, "width": width,
+                             "positional": positional, "seed": seed, "steps": summary["steps"],
+                             "frames": r["frames"], **{x: r[x] for x in ("ratio_det", "ratio_refl", "model_det")}})
+                log(f"d {width} {positional} seed {seed}: {minor} {r['ratio_det']:.3f} x flat")
+    return rows
+
+
+def imbalance_table(rows: list[dict]):
+    """Per width: the minor set's ratio to flat (det = +1) with TPE and with the MLP (mean, sample sd over seeds)
+    and the TPE gain 1 - TPE / MLP."""
+    import pandas as pd
+
+    df = pd.DataFrame(rows)
+    g = df.groupby(["width", "positional"])["ratio_det"]
+    t = pd.concat({"mean": g.mean(), "sd": g.std(ddof=1).fillna(0.0)}, axis=1).unstack("positional")
+    t.columns = [f"{pos} ({stat})" for stat, pos in t.columns]
+    if {"tpe (mean)", "mlp (mean)"} <= set(t.columns):
+        t["TPE gain"] = 1 - t["tpe (mean)"] / t["mlp (mean)"]
+    return t
 
 
 def read_rows(path) -> dict:

@@ -246,6 +246,16 @@ def paper_table() -> str:
         ours = "not run"
     rows.append(("Fig. 7 / Table 3: rig transfer both ways, TPE vs MLP", "TPE better by 12 % (17→15), 23 % (15→17)",
                  ours, "12_rig_transfer", "open human rigs (CMU 31, Bandai-Namco 21), trained on one rig alone"))
+    # imbalance
+    imb = _load("imbalance.json")
+    if imb:
+        ours = "; ".join(f"d = {r['width']}: TPE {_fmt(r.get('tpe (mean)'))} vs MLP {_fmt(r.get('mlp (mean)'))} × flat "
+                         f"({100 * r['TPE gain']:+.1f} %)" for r in imb["table"] if r.get("TPE gain") is not None)
+        ours += f" ({imb['minor']} thinned to {imb['keep']:.0%}, {len(imb['seeds'])} seed(s), {imb['budget']['steps_per_run']} steps)"
+    else:
+        ours = "not run"
+    rows.append(("Table 3: imbalance, TPE gain vs width", "+3.27 / +12.28 / +22.02 % at d = 128 / 512 / 1024", ours,
+                 "13_imbalance", "CPU widths (32-128), an under-represented open set, short runs"))
     # baselines
     if base:
         t = base["tables"]["realistic"]

@@ -83,3 +83,14 @@ def test_rig_transfer_table_gives_the_tpe_gain_on_the_other_rig():
     assert row["TPE gain on the other rig"] == pytest.approx(1 - 0.85 / 1.05)
     assert row["other rig, tpe (sd)"] == pytest.approx(0.1 / 2 ** 0.5)
     assert list(t.index) == [("a", "b"), ("b", "a")]
+
+
+def test_imbalance_table_gives_the_tpe_gain_per_width():
+    rows = [{"width": w, "positional": p, "seed": s, "ratio_det": v + 0.02 * s}
+            for w, (tpe, mlp) in ((32, (0.9, 0.9)), (64, (0.8, 1.0))) for p, v in (("tpe", tpe), ("mlp", mlp))
+            for s in (0, 1)]
+    t = ablations.imbalance_table(rows)
+    assert list(t.index) == [32, 64]
+    assert t.loc[64, "tpe (mean)"] == pytest.approx(0.81) and t.loc[64, "mlp (mean)"] == pytest.approx(1.01)
+    assert t.loc[64, "TPE gain"] == pytest.approx(1 - 0.81 / 1.01) and t.loc[32, "TPE gain"] == pytest.approx(0.0)
+    assert t.loc[32, "tpe (sd)"] == pytest.approx(0.02 / 2 ** 0.5)
