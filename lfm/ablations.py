@@ -21,7 +21,6 @@ from pathlib import Path
 
 import numpy as np
 
-
 from . import checkpoint as ckpt
 from .config import ModelConfig, TrainConfig
 from .env import resolve_device
@@ -60,16 +59,28 @@ def base_configs(*, train_sets, epoch_steps: int, max_epochs: int, minutes_per_r
                                       so3_fraction=0.1, threads=threads, early_stop=1000)
 
 
+def _fit_and_score(mcfg: ModelConfig, tcfg: TrainConfig, out: Path, splits: dict, scored: dict, **eval_kw):
+    """Every run of this module: train (resumable) into ``out`` from ``splits``, then score the best epoch on the
+    test splits of ``scored`` (:func:`lfm.evaluate.evaluate_benchmark`, synthetic 2D). Returns (summary, result)."""
+    summary = train(mcfg, tcfg, out, progress=False, splits=splits, log=lambda s: None)
+    dev = str(resolve_device(tcfg.device))
+    model, ck = ckpt.load_model(out / "best.pt", device=dev)
+    return summary, evaluate_benchmark(model, ck, scored, real2d=False, device=dev, **eval_kw)
+
+
+def _check_levers(levers) -> None:
+    unknown = [k for k in levers if k not in LEVERS]
+    if unknown:
+        raise ValueError(f"levers {unknown} are unknown; choose from {list(LEVERS)} (lfm.ablations.LEVERS).")
+
+
 def _one(name: str, seed: int, base_model, base_train, splits, eval_sets, out_dir, graphs, device="auto") -> dict:
     """Train and score one (lever, seed); the row of :func:`run_levers`."""
     m_kw, t_kw = LEVERS[name]
     mcfg = dataclasses.replace(base_model, **m_kw)
     tcfg = dataclasses.replace(base_train, **t_kw, seed=seed, device=device)
-    out = run_folder(Path(out_dir) / name, f"seed{seed}", mcfg, tcfg)
-    summary = train(mcfg, tcfg, out, progress=False, splits=splits, log=lambda s: None)
-    dev = str(resolve_device(device))
-    model, ck = ckpt.load_model(out / "best.pt", device=dev)
-    ev = evaluate_benchmark(model, ck, {c: splits[c] for c in eval_sets}, graphs=graphs, real2d=False, device=dev)
+    summary, ev = _fit_and_score(mcfg, tcfg, run_folder(Path(out_dir) / name, f"seed{seed}", mcfg, tcfg), splits,
+                                 {c: splits[c] for c in eval_sets}, graphs=graphs)
     row = {"lever": name, "seed": seed, "steps": summary["steps"], "minutes": summary["elapsed_s"] / 60,
            "history": [{"step": h["step"], "val_refl": h["val"]["ratio_refl"], "val_det": h["val"]["ratio_det"]}
                        for h in summary["history"]]}
@@ -83,9 +94,7 @@ def run_levers(levers, base_model: ModelConfig, base_train: TrainConfig, splits:
                seeds=(0,), graphs=("trained", "input_knn"), log=print) -> list[dict]:
     """Train and evaluate every (lever, seed); see the module docstring. ``splits`` holds the training sets and
     ``eval_sets`` (names of ``splits``) the scored ones."""
-    unknown = [k for k in levers if k not in LEVERS]
-    if unknown:
-        raise ValueError(f"levers {unknown} are unknown; choose from {list(LEVERS)} (lfm.ablations.LEVERS).")
+    _check_levers(levers)
     rows = []
     for name in levers:
         for seed in seeds:
@@ -123,16 +132,15 @@ def present_vs_absent(ood_sets, base_model: ModelConfig, base_train: TrainConfig
     from .data import benchmark
 
     present = {c: benchmark.split_present(c, train_stride=base_train.train_stride) for c in ood_sets}
-    splits = {c: benchmark.split_category(c, train_stride=base_train.train_stride) for c in base_train.train_sets}
+    splits = {c: benchmark.split_for_training(c, train_stride=base_train.train_stride) for c in base_train.train_sets}
     rows = []
     for seed in seeds:
         for condition in ("absent", "present"):
             tcfg = dataclasses.replace(base_train, seed=seed, present=tuple(ood_sets) if condition == "present" else ())
-            out = run_folder(Path(out_dir) / condition, f"seed{seed}", base_model, tcfg)
-            summary = train(base_model, tcfg, out, progress=False, log=lambda s: None,
-                            splits=splits | (present if condition == "present" else {}))
-            model, ck = ckpt.load_model(out / "best.pt")
-            ev = evaluate_benchmark(model, ck, present, protocols=protocols, graphs=("trained",), real2d=False)
+            summary, ev = _fit_and_score(base_model, tcfg, run_folder(Path(out_dir) / condition, f"seed{seed}",
+                                                                      base_model, tcfg),
+                                         splits | (present if condition == "present" else {}), present,
+                                         protocols=protocols, graphs=("trained",))
             for r in ev["rows"]:
                 rows.append({"set": r["category"], "body": r["body"], "condition": condition, "seed": seed,
                              "protocol": r["protocol"], "steps": summary["steps"], "frames": r["frames"],
@@ -161,14 +169,6 @@ def present_table(rows: list[dict], protocol: str = "realistic"):
     return out
 
 
-def _own_split(name: str, train_stride: int):
-    """A set as a training source: its benchmark split if it is trained on, else its present split."""
-    from .data import benchmark
-
-    rec = benchmark.table.record(name)
-    return (benchmark.split_present if rec.held_out else benchmark.split_category)(name, train_stride=train_stride)
-
-
 def rig_transfer(pairs, base_model: ModelConfig, base_train: TrainConfig, out_dir, *, positionals=("tpe", "mlp"),
                  seeds=(0,), graphs=("trained", "input_knn"), log=print) -> list[dict]:
     """Fig. 7 / Table 3 on the open benchmark: for each pair (a, b) of rigs of one body, a model trained on rig a
@@ -180,7 +180,7 @@ def rig_transfer(pairs, base_model: ModelConfig, base_train: TrainConfig, out_di
 
     rows = []
     names = sorted({n for p in pairs for n in p})
-    splits = {n: _own_split(n, base_train.train_stride) for n in names}
+    splits = {n: benchmark.split_for_training(n, train_stride=base_train.train_stride) for n in names}
     for a, b in pairs:
         for src, dst in ((a, b), (b, a)):
             held = benchmark.table.record(src).held_out
@@ -190,10 +190,9 @@ def rig_transfer(pairs, base_model: ModelConfig, base_train: TrainConfig, out_di
                 for seed in seeds:
                     tcfg = dataclasses.replace(tcfg0, seed=seed)
                     out = run_folder(Path(out_dir) / f"{src}_to_{dst}", f"{positional}-seed{seed}", mcfg, tcfg)
-                    summary = train(mcfg, tcfg, out, progress=False, splits={src: splits[src]}, log=lambda s: None)
-                    model, ck = ckpt.load_model(out / "best.pt")
-                    ev = evaluate_benchmark(model, ck, {src: splits[src], dst: splits[dst]}, protocols=("realistic",),
-                                            graphs=graphs, real2d=False)
+                    summary, ev = _fit_and_score(mcfg, tcfg, out, {src: splits[src]},
+                                                 {src: splits[src], dst: splits[dst]}, protocols=("realistic",),
+                                                 graphs=graphs)
                     for r in ev["rows"]:
                         rows.append({"source": src, "target": dst, "scored": r["category"], "positional": positional,
                                      "seed": seed, "graph": r["graph"], "steps": summary["steps"],
@@ -241,9 +240,8 @@ def imbalance(minor: str, keep: float, widths, base_model: ModelConfig, base_tra
             for seed in seeds:
                 tcfg = dataclasses.replace(base_train, seed=seed)
                 out = run_folder(Path(out_dir) / f"{minor}_keep{k}", f"d{width}-{positional}-seed{seed}", mcfg, tcfg)
-                summary = train(mcfg, tcfg, out, progress=False, splits=splits, log=lambda s: None)
-                model, ck = ckpt.load_model(out / "best.pt")
-                ev = evaluate_benchmark(model, ck, {minor: splits[minor]}, protocols=("realistic",), real2d=False)
+                summary, ev = _fit_and_score(mcfg, tcfg, out, splits, {minor: splits[minor]},
+                                             protocols=("realistic",))
                 r = ev["rows"][0]
                 rows.append({"minor": minor, "train_frames": splits[minor].train.n_frames, "width": width,
                              "positional": positional, "seed": seed, "steps": summary["steps"],
@@ -300,10 +298,8 @@ def _worker(task) -> dict:
     torch.set_num_threads(params["threads"])
     splits = _SPLITS[splits_file]
     base_model, base_train = base_configs(**params)
-    names = base_train.train_sets
-    sp = {c: splits[c] for c in dict.fromkeys(tuple(names) + tuple(params["eval_sets"]))}
-    return _one(name, seed, base_model, base_train, sp, params["eval_sets"], out_dir,
-                ("trained", "input_knn"), device=device)
+    return _one(name, seed, base_model, base_train, splits, params["eval_sets"], out_dir, ("trained", "input_knn"),
+                device=device)
 
 
 def main(argv=None) -> None:
@@ -330,14 +326,15 @@ def main(argv=None) -> None:
             raise SystemExit(f"--set {kv}: {key!r} is not a parameter of {args.file} ({sorted(params)}).")
         params[key] = yaml.safe_load(value)
     params.pop("rows_file", None)
-    unknown = [k for k in params["levers"] if k not in LEVERS]
-    if unknown:
-        raise SystemExit(f"levers {unknown} in {args.file} are unknown; choose from {list(LEVERS)}.")
+    try:
+        _check_levers(params["levers"])
+    except ValueError as e:
+        raise SystemExit(f"{args.file}: {e}") from None
     from .data import benchmark
     from .data.bundle import load_splits
 
-    load_splits(args.splits, sets=list(dict.fromkeys(benchmark.resolve(params["train_sets"]) +
-                                                     tuple(params["eval_sets"]))))  # every set there, or say which
+    # every set there, or say which, before any worker starts
+    load_splits(args.splits, sets=benchmark.resolve(params["train_sets"] + params["eval_sets"]))
     # seed-major order: an interrupted pool still has every lever at the first seeds
     tasks = [(name, seed, params, args.splits, args.runs, args.device) for seed in params["seeds"]
              for name in params["levers"]]

@@ -110,10 +110,10 @@ def _train(args: argparse.Namespace) -> int:
     mcfg, tcfg = _configs(data, args.file or "defaults")
     if args.max_minutes:
         tcfg = dataclasses.replace(tcfg, max_minutes=args.max_minutes)
-    if splits is not None:
-        from .data.bundle import load_splits
+    if splits is not None:  # read once above; here only the sets this run trains on (or which are missing)
+        from .data.benchmark import pick
 
-        splits = load_splits(args.splits, sets=tcfg.train_sets)
+        splits = pick(splits, tcfg.train_sets, f"{args.splits} holds no split for")
     last = out_dir / "last.pt"
     try:
         if not args.restart and last.exists():

@@ -50,7 +50,7 @@ import torch
 from .config import TrainConfig
 from .data.registered import HOW_TO_OBTAIN, load_h3wb_npz
 from .data.schema import CategorySet
-from .metrics import H3WB_PARTS, h3wb_metrics, pa_mpjpe
+from .metrics import H3WB_PARTS, h3wb_metrics, pa_mpjpe, rms_radius
 
 __all__ = ["run", "load", "split_subjects", "subjects_of", "validation_frames", "size_prior",
            "lift_mm", "part_pa_mpjpe", "part_errors", "table1", "fig4", "result_json", "PAPER_TABLE1", "PAPER_PA",
@@ -195,9 +195,7 @@ def validation_frames(cs: CategorySet, fraction: float = 0.1) -> np.ndarray:
 def size_prior(cs: CategorySet) -> float:
     """Mean RMS radius (about the centroid) of the frames' 3D, in their units (mm): the metric size a 2D-only
     prediction is given."""
-    P = cs.points3d.astype(np.float64)
-    c = P - P.mean(1, keepdims=True)
-    return float(np.sqrt((c**2).sum(-1).mean(1)).mean())
+    return float(rms_radius(torch.as_tensor(cs.points3d, dtype=torch.float64)).mean())
 
 
 # ------------------------------------------------------------------------------------------------------ metrics
@@ -268,8 +266,7 @@ def lift_mm(model, points2d: np.ndarray, size_mm: float, *, device="cpu", batch_
         y, p = y.float().cpu().double(), norm.points.float().cpu().double()
         fit = fit_orthographic_camera(p, y, torch.ones(p.shape[:2], dtype=torch.bool), tol=1e-6)
         cam = fit.camera3d - fit.camera3d.mean(1, keepdim=True)
-        r = cam.square().sum(-1).mean(1).sqrt().clamp_min(1e-12)
-        cams.append((cam / r[:, None, None] * size_mm).numpy())
+        cams.append((cam / rms_radius(cam).clamp_min(1e-12)[:, None, None] * size_mm).numpy())
         cans.append(y.numpy())
     return np.concatenate(cams), np.concatenate(cans)
 

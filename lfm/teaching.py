@@ -89,10 +89,10 @@ def _t(x) -> torch.Tensor:
 
 
 def rms_radius(X: np.ndarray, mask: np.ndarray | None = None) -> float:
-    """RMS distance of the visible points of ``X (N, D)`` from their centroid."""
-    m = np.ones(len(X), bool) if mask is None else np.asarray(mask, bool)
-    c = X[m] - X[m].mean(0)
-    return float(np.sqrt((c ** 2).sum(-1).mean()))
+    """RMS distance of the visible points of ``X (N, D)`` from their centroid (:func:`lfm.metrics.rms_radius`)."""
+    from .metrics import rms_radius as _rms
+
+    return float(_rms(_t(X), None if mask is None else torch.as_tensor(np.asarray(mask, bool))[None])[0])
 
 
 def project(X: np.ndarray, kind: str, distance: float = 3.0) -> np.ndarray:

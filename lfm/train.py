@@ -139,12 +139,8 @@ def setup(model_cfg: ModelConfig, cfg: TrainConfig, out_dir, *, splits: dict | N
     names = cfg.train_sets
     if splits is None:
         cfg.check_sets()
-        splits = {c: (benchmark.split_present if c in cfg.present else benchmark.split_category)(
-            c, train_stride=cfg.train_stride) for c in names}
-    missing = [c for c in names if c not in splits]
-    if missing:
-        raise ValueError(f"the prepared splits hold no {missing} (they have {sorted(splits)}); TrainConfig.categories "
-                         "must name sets of the splits.")
+        splits = {c: benchmark.split_for_training(c, train_stride=cfg.train_stride) for c in names}
+    splits = benchmark.pick(splits, names, "TrainConfig.categories names sets the prepared splits hold no split for:")
     train_sets = {c: splits[c].train for c in names}
     no_val = [c for c in names if splits[c].val is None or splits[c].val.n_frames == 0]
     if no_val:
@@ -471,11 +467,8 @@ def run_recipe(path, out_dir, *, overrides: dict | None = None, progress: bool =
     out_dir = Path(out_dir)
     for name, mcfg, tcfg in recipe_configs(recipe, out_dir, overrides):
         log(f"recipe {recipe['name']}: stage {name} -> {out_dir / name}")
-        missing = [] if splits is None else [c for c in tcfg.train_sets if c not in splits]
-        if missing:
-            raise ValueError(f"the prepared splits hold no {missing} (they have {sorted(splits)}), which stage {name} "
-                             "trains on; write them again with these sets (python -m lfm.data.bundle --sets ...).")
-        sp = None if splits is None else {c: splits[c] for c in tcfg.train_sets}
+        sp = None if splits is None else benchmark.pick(
+            splits, tcfg.train_sets, f"stage {name} trains on sets the prepared splits hold no split for:")
         train(mcfg, tcfg, out_dir / name, progress=progress, log=log, splits=sp)
     return None if splits is not None else export_recipe(path, out_dir, overrides=overrides)
 

@@ -46,8 +46,9 @@ HELD_OUT = OOD + RIG_TRANSFER
 
 
 def resolve(names) -> tuple[str, ...]:
-    """Training-set names with ``"all"`` expanded to every in-distribution set of this benchmark."""
-    return CATEGORIES if "all" in names else tuple(names)
+    """Set names with ``"all"`` expanded in place to every in-distribution set of this benchmark (other names
+    kept, duplicates dropped)."""
+    return tuple(dict.fromkeys(x for n in names for x in (CATEGORIES if n == "all" else (n,))))
 
 
 def load_category(name: str) -> CategorySet:
@@ -121,6 +122,23 @@ def split_present(name: str, cs: CategorySet | None = None, *, frac: float = 0.2
     train, val = _validation(cs, np.setdiff1d(np.arange(cs.n_frames), test_all))
     return Split(name, cs.subset(train[::train_stride]), cs.subset(val[::train_stride]),
                  cs.subset(test_all[::rec.test_stride]), f"present: the last {frac:.0%} of sequences test")
+
+
+def split_for_training(name: str, *, train_stride: int = 1) -> Split:
+    """The split a run trains on: :func:`split_category` for an in-distribution set, :func:`split_present` for a
+    held-out one (which only Table 2's 'present' condition or a rig-transfer run trains on)."""
+    split = split_present if table.record(name).held_out else split_category
+    return split(name, train_stride=train_stride)
+
+
+def pick(splits: dict, names, where: str) -> dict:
+    """``{name: splits[name]}`` for ``names``, or a :class:`ValueError` that starts with ``where`` and names the
+    missing sets (splits made elsewhere: a prepared file, a recipe stage, a caller of :func:`lfm.train.setup`)."""
+    missing = [c for c in names if c not in splits]
+    if missing:
+        raise ValueError(f"{where} {missing} (it has {sorted(splits)}); write the splits again with these sets "
+                         "(python -m lfm.data.bundle ... --sets ...).")
+    return {c: splits[c] for c in names}
 
 
 def build(categories=CATEGORIES + HELD_OUT, *, train_stride: int = 1) -> dict[str, Split]:

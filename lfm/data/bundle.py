@@ -59,14 +59,11 @@ def load_splits(path, sets=None) -> dict:
     if not isinstance(data, dict) or data.get("header", {}).get("format") != FORMAT:
         raise ValueError(f"{path}: not an lfm splits file of format {FORMAT}; write it again with "
                          "`python -m lfm.data.bundle`.")
-    splits = data["splits"]
-    if sets is not None:
-        missing = [s for s in sets if s not in splits]
-        if missing:
-            raise ValueError(f"{path} holds no split for {missing} (it has {sorted(splits)}); write it again "
-                             "with those sets (python -m lfm.data.bundle ... --sets ...).")
-        splits = {s: splits[s] for s in sets}
-    return splits
+    if sets is None:
+        return data["splits"]
+    from .benchmark import pick
+
+    return pick(data["splits"], sets, f"{path} holds no split for")
 
 
 def main(argv=None) -> None:
@@ -80,9 +77,7 @@ def main(argv=None) -> None:
                     help="keep the test part of these sets only (default: of every set)")
     ap.add_argument("--train-stride", type=int, default=1, help="use every k-th training frame")
     args = ap.parse_args(argv)
-    names = list(dict.fromkeys(benchmark.resolve(["all"]) * ("all" in args.sets) + tuple(
-        s for s in args.sets if s != "all")))
-    splits = {c: benchmark.split_category(c, train_stride=args.train_stride) for c in names}
+    splits = {c: benchmark.split_category(c, train_stride=args.train_stride) for c in benchmark.resolve(args.sets)}
     path = save_splits(args.out, splits, test_sets=args.test_sets)
     print(f"{path}: {len(splits)} sets, {path.stat().st_size / 2**20:.1f} MiB")
 
