@@ -11,6 +11,7 @@ import pytest
 
 from lfm import paths
 from lfm.data import ChecksumError, DataUnavailableError, UnknownDataError, fetch, fetch_all, registry
+from lfm.data.fetch import sha256_of
 
 MIRROR = paths.mirror_dir()
 SMALL = "mouse_dannce_label3d/mouse22_skeleton.mat"  # 664 bytes
@@ -177,9 +178,6 @@ def test_unknown_name_lists_known_names():
     assert "dog_mocap_ai4animation" in msg and "registry()" in msg
 
 
-KNOWN_MISSING_FROM_MIRROR = {"bird_aves/models/aves.pt"}
-
-
 @needs_mirror
 def test_registry_matches_the_mirror_manifest_and_whole_mirror_verifies(cache, monkeypatch):
     import json
@@ -188,15 +186,15 @@ def test_registry_matches_the_mirror_manifest_and_whole_mirror_verifies(cache, m
     reg = registry()
     assert set(reg) == set(manifest)
     assert all(reg[n]["sha256"] == manifest[n]["sha256"] and reg[n]["url"] == manifest[n]["url"] for n in reg)
+    assert all(reg[n]["bytes"] == manifest[n]["bytes"] and reg[n]["licence"] == manifest[n]["license"] for n in reg)
     monkeypatch.setenv("LFM_MIRROR", str(MIRROR))
     monkeypatch.setenv("LFM_OFFLINE", "1")
     missing = {}
     got = fetch_all(progress=False, unavailable=missing)
-    # the mirror lacks this file (MANIFEST lists it; its folder is empty): known, so any other gap fails the test
-    assert set(missing) <= KNOWN_MISSING_FROM_MIRROR, sorted(missing)
-    assert len(got) + len(missing) == len(reg) and all(p.is_file() for p in got.values())
-    with pytest.raises(DataUnavailableError, match="aves.pt"):
-        fetch_all("bird_aves/models", progress=False)
+    # every file the manifest lists is in the mirror and verifies (the bird model that was missing is back)
+    assert missing == {}, sorted(missing)
+    assert len(got) == len(reg) and all(p.is_file() for p in got.values())
+    assert all(sha256_of(p) == reg[n]["sha256"] for n, p in got.items() if n.startswith(("keypointnet_objects/", "pig_model_mammal/", "bird_aves/models/")))
 
 
 @needs_mirror
