@@ -81,13 +81,16 @@ class HybridLayer(nn.Module):
     def forward(self, x: torch.Tensor, masks: dict[str, torch.Tensor]) -> torch.Tensor:
         B, N, D = x.shape
         H, nb = self.n_heads, len(self.branches)
-        qkv = self.qkv(self.ln1(x)).view(B, N, nb, 3, H, D // H).permute(2, 3, 0, 4, 1, 5)  # (nb, 3, B, H, N, hd)
+        qkv = self.qkv(self.ln1(x)).view(B, N, nb, 3, H, D // H).permute(3, 0, 2, 4, 1, 5)  # (3, B, nb, H, N, hd)
+        q, k, v = qkv.unbind(0)  # (B, nb, H, N, hd) each; unbind's backward stacks (a select's fills zeros)
         p = self.dropout if self.training else 0.0
-        outs = [
-            F.scaled_dot_product_attention(qkv[i, 0], qkv[i, 1], qkv[i, 2], attn_mask=masks[name], dropout_p=p)
-            for i, name in enumerate(self.branches)
-        ]  # nb x (B, H, N, hd)
-        u = torch.cat([o.transpose(1, 2).reshape(B, N, D) for o in outs], dim=-1)  # (B, N, nb*D) = concat(L, G)
+        if "bias" in masks:  # plain matmul attention, both branches in one batched matmul (short N on a CPU)
+            a = (q @ k.transpose(-1, -2)) * (D // H) ** -0.5 + masks["bias"]  # (B, nb, H, N, N)
+            o = F.dropout(a.softmax(-1), p, self.training) @ v  # (B, nb, H, N, hd)
+        else:  # fused SDPA kernels, one call per branch
+            o = torch.stack([F.scaled_dot_product_attention(qi, ki, vi, attn_mask=masks[name], dropout_p=p)
+                             for qi, ki, vi, name in zip(q.unbind(1), k.unbind(1), v.unbind(1), self.branches)], 1)
+        u = o.permute(0, 3, 1, 2, 4).reshape(B, N, nb * D)  # (B, N, nb*D) = concat(L, G), heads in order
         x = x + self.drop(self.proj(u))
         return x + self.drop(self.mlp(self.ln2(x)))
 
@@ -138,7 +141,9 @@ class LFM(nn.Module):
         valid, adjacency = self._check(points2d, mask, adjacency)
         norm = normalize_2d(points2d, valid)
         x2d = norm.points  # (B, N, 2), hidden points set to 0 (W_m = W * M)
-        masks = _attention_masks(valid, adjacency if self.attention != "global" else None)
+        masks = _attention_masks(valid, adjacency if self.attention != "global" else None,
+                                 self.layers[0].branches,
+                                 matmul=use_matmul_attention(x2d.device, x2d.shape[1]))
         pe = self.embed(x2d)  # (B, N, D)
         x = pe
         for i, layer in enumerate(self.layers):
@@ -182,8 +187,20 @@ class LFM(nn.Module):
         return mask.bool(), adjacency.bool()
 
 
-def _attention_masks(valid: torch.Tensor, adjacency: torch.Tensor | None) -> dict[str, torch.Tensor]:
-    """SDPA boolean masks (True = may attend), built once per forward and shared by all layers."""
+# Plain matmul attention beats the CPU's SDPA kernels for short sequences (bench/train_step_cpu.py measured, at
+# d = 64 and one thread, +5-20 % steps/s for N <= 41 and -20 % at N = 100); a GPU always takes the fused kernels.
+MATMUL_ATTENTION_MAX_N = 64
+
+
+def use_matmul_attention(device: torch.device, n: int) -> bool:
+    """Whether :class:`HybridLayer` uses plain matmul attention (CPU, ``n <= MATMUL_ATTENTION_MAX_N``) or SDPA."""
+    return device.type == "cpu" and n <= MATMUL_ATTENTION_MAX_N and not torch.is_autocast_enabled("cpu")
+
+
+def _attention_masks(valid: torch.Tensor, adjacency: torch.Tensor | None, branches=("global",), *,
+                     matmul: bool = False) -> dict[str, torch.Tensor]:
+    """SDPA boolean masks (True = may attend), built once per forward and shared by all layers; with ``matmul``
+    also ``bias`` ``(B, nb, 1, N, N)``: 0 where a branch may attend, -inf elsewhere (the matmul path's mask)."""
     B, N = valid.shape
     eye = torch.eye(N, dtype=torch.bool, device=valid.device)
     # global: every valid key; a sample without any valid token lets its tokens see each other (finite output)
@@ -192,6 +209,9 @@ def _attention_masks(valid: torch.Tensor, adjacency: torch.Tensor | None) -> dic
     if adjacency is not None:
         local = (adjacency & valid[:, :, None] & valid[:, None, :]) | eye  # (B, N, N)
         masks["local"] = local[:, None]  # (B, 1, N, N)
+    if matmul:
+        allowed = torch.stack([masks[b].expand(B, 1, N, N) for b in branches], 1)  # (B, nb, 1, N, N)
+        masks["bias"] = torch.zeros(allowed.shape, device=valid.device).masked_fill_(~allowed, float("-inf"))
     return masks
 
 

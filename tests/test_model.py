@@ -248,3 +248,61 @@ def test_bf16_autocast_keeps_the_shipped_model_accurate():
     assert out.dtype == torch.float32
     rel = float((centred(out) - centred(ref)).norm() / centred(ref).norm())
     assert rel < 0.01, rel
+
+
+def _old_layer_forward(layer, x, masks):
+    """HybridLayer.forward before the unbind / matmul-attention rewrite (commit aed1417): the oracle."""
+    import torch.nn.functional as F
+
+    B, N, D = x.shape
+    H, nb = layer.n_heads, len(layer.branches)
+    qkv = layer.qkv(layer.ln1(x)).view(B, N, nb, 3, H, D // H).permute(2, 3, 0, 4, 1, 5)  # (nb, 3, B, H, N, hd)
+    outs = [F.scaled_dot_product_attention(qkv[i, 0], qkv[i, 1], qkv[i, 2], attn_mask=masks[name])
+            for i, name in enumerate(layer.branches)]
+    u = torch.cat([o.transpose(1, 2).reshape(B, N, D) for o in outs], dim=-1)
+    x = x + layer.proj(u)
+    return x + layer.mlp(layer.ln2(x))
+
+
+@pytest.mark.parametrize("attention", ["hybrid", "global", "local"])
+@pytest.mark.parametrize("N", [17, 100])  # matmul attention on the CPU (N <= 64) and SDPA (N > 64)
+def test_layer_equals_the_old_implementation(attention, N, monkeypatch):
+    from lfm import model as M
+
+    torch.manual_seed(0)
+    m = LFM(ModelConfig(d_model=32, n_heads=4, n_layers=2, attention=attention, pe_every_layer=True))
+    for lin in m.pe_proj:
+        torch.nn.init.normal_(lin.weight, std=0.1)
+    x = torch.randn(5, N, 2)
+    mask = torch.rand(5, N) < 0.8
+    adj = knn_adjacency(x, mask, k=3)
+    new = m(x, mask, adj)
+    (new**2).sum().backward()
+    g_new = [p.grad.clone() for p in m.parameters()]
+    m.zero_grad()
+    monkeypatch.setattr(M.HybridLayer, "forward", _old_layer_forward)
+    old = m(x, mask, adj)
+    (old**2).sum().backward()
+    torch.testing.assert_close(new, old, rtol=1e-5, atol=1e-5)
+    for a, b in zip(g_new, (p.grad for p in m.parameters())):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["lfm_open_v1.pt", "lfm_open_v2.pt"])
+def test_shipped_checkpoints_give_the_old_outputs(name, monkeypatch):
+    from pathlib import Path
+
+    from lfm import checkpoint as ckpt
+    from lfm import model as M
+
+    path = Path(__file__).resolve().parents[1] / "lfm" / "checkpoints" / name
+    model, _ = ckpt.load_model(path)
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(8, 26, 2, generator=g)
+    mask = torch.rand(8, 26, generator=g) < 0.85
+    adj = knn_adjacency(x, mask, k=3)
+    with torch.no_grad():
+        new = model(x, mask, adj)
+        monkeypatch.setattr(M.HybridLayer, "forward", _old_layer_forward)
+        old = model(x, mask, adj)
+    torch.testing.assert_close(new, old, rtol=1e-5, atol=1e-5)
