@@ -1,4 +1,4 @@
-"""The open benchmark: splits and two seeded test-view protocols, over the records of the category table.
+"""The open benchmark (v3): splits and two seeded test-view protocols, over the records of the category table.
 
 Every later notebook builds its data through :func:`build` (splits) and :func:`test_views` (the fixed 2D test
 inputs). Which sets exist, their roles (in distribution, held-out category, held-out rig) and their split rules live
@@ -29,7 +29,7 @@ from .views import Views, synthesize_views
 __all__ = ["CATEGORIES", "OOD", "RIG_TRANSFER", "HELD_OUT", "SPLIT_RULES", "PROTOCOLS", "Split", "load_category", "split_category", "build",
            "test_views", "VERSION"]
 
-VERSION = "open-benchmark-v1"
+VERSION = "open-benchmark-v3"
 SEED_NAMESPACE = "open-benchmark-v1"  # test-view seeds; fixed forever so that every version scores the same frames
 CATEGORIES = tuple(r.name for r in table.records("train"))  # in distribution
 OOD = tuple(r.name for r in table.records("ood"))  # held-out categories

@@ -288,7 +288,51 @@ KINEMATIC_RECORDS = (
     _kin("pb_racecar", "car", "robot", "ood", articulated=False, n_sequences=1),
     _kin("pb_husky", "wheeled_robot", "robot", "ood", articulated=False, n_sequences=1),
 )
-RECORDS = RECORDS + KINEMATIC_RECORDS
+
+
+# Data v3 (issue 20): 12 KeypointNet object categories, the AVES bird (two rigs) and the PIG pig. Eight object
+# categories and the bird's 18 keypoints train; four objects (the smallest three and the knife) and the pig are
+# held-out categories; the bird's joint rig is a held-out rig of a trained body (see the README, data v3).
+_KPN_CITE = ("Y. You, Y. Lou, C. Li, Z. Cheng, L. Li, L. Ma, C. Lu, W. Wang, KeypointNet: A Large-scale 3D Keypoint "
+             "Dataset Aggregated from Numerous Human Annotations, CVPR 2020")
+_AVES_CITE = ("Y. Wang, N. Kolotouros, K. Daniilidis, M. Badger, Birds of a Feather: Capturing Avian Shape Models "
+              "from Images, CVPR 2021 (template and pose prior: Badger et al., ECCV 2020)")
+
+
+def _keypointnet(category, role="train"):
+    from .shapes import KEYPOINTNET_OBJECTS
+
+    n = KEYPOINTNET_OBJECTS[category]
+    split = ("sorted model_id: first 80% train, last 20% test (4 views per test shape)" if role == "train" else
+             "leave-category-out: never trained on; every model test (4 views per shape)")
+    return Record(category, category, "object", f"keypointnet_{category}{n}", n,
+                  _lazy("shapes", "load_keypointnet", category), "normalised", "ShapeNet +y (data +y)", split,
+                  sorted_ids(0.2) if role == "train" else everything,
+                  "3-NN on the mean shape of the semantic ids, components joined by their shortest edges",
+                  f"keypointnet_objects/{category}.json", _KPN_CITE, role=role, articulated=False, test_views=4)
+
+
+V3_RECORDS = (
+    *(_keypointnet(c) for c in ("bathtub", "bed", "bottle", "guitar", "laptop", "motorcycle", "table", "vessel")),
+    *(_keypointnet(c, "ood") for c in ("cap", "helmet", "knife", "skateboard")),
+    Record("bird18", "bird", "animal", "aves_bird18", 18, _lazy("mocap", "load_bird"), "arbitrary",
+           "mean bird: feet midpoint -> back = +y", "by individual: individuals sorted by id, the last 20% test "
+           "(40 sampled birds x 50 poses)", last_sequences(0.2),
+           "anatomical tree over the 18 regressed keypoints", "bird_aves/models/aves.pt", _AVES_CITE),
+    Record("bird_joints20", "bird", "animal", "aves_joints20", 20,
+           _lazy("mocap", "load_bird", n_frames=1000, n_individuals=20, seed=1, rig="joints"), "arbitrary",
+           "mean bird: feet midpoint -> back = +y", "rig transfer: the AVES joint rig is held out of training; other "
+           "birds than bird18's (seed 1: 20 birds x 50 poses), every frame test", everything,
+           "AVES kinematic tree, near-coincident joints merged", "bird_aves/models/aves.pt", _AVES_CITE,
+           role="rig_transfer"),
+    Record("pig", "pig", "animal", "pig_mammal58", 58, _lazy("pig", "load_pig"), "m", "source z -> +y",
+           "leave-category-out: never trained on; every trajectory test (20 trajectories x 100 frames, every 2nd "
+           "frame)", everything, "PIG kinematic tree (parents), joints 4 mm from their parents merged",
+           "pig_model_mammal/pkl_files/PIG_core.pkl",
+           "L. An, J. Ren, T. Yu, T. Hai, Y. Jia, Y. Liu, Three-dimensional surface motion capture of multiple freely "
+           "moving pigs using MAMMAL, Nature Communications 14, 7727 (2023)", role="ood", test_stride=2),
+)
+RECORDS = RECORDS + KINEMATIC_RECORDS + V3_RECORDS
 
 
 def _check_table(recs) -> None:

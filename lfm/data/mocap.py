@@ -25,7 +25,7 @@ __all__ = ["NRSFM", "DOG_CLIPS", "load_nrsfm", "load_dog",
            "parse_bvh", "bvh_positions", "load_bandai_namco",
            "DEEPMIMIC_CLIPS", "DEEPMIMIC_LONG", "deepmimic_positions", "load_deepmimic",
            "AMP_CLIPS", "read_skeleton_motion", "load_amp",
-           "BIRD_KEYPOINTS", "BIRD_PARENTS", "aves_keypoints", "sample_birds", "bird_up_rotation", "load_bird",
+           "BIRD_KEYPOINTS", "BIRD_PARENTS", "aves_pose", "aves_keypoints", "aves_joint_rig", "sample_birds", "bird_up_rotation", "load_bird",
            "Z_UP_TO_Y_UP"]
 
 # NRSfM benchmark sequences -> benchmark category (the four CMU sequences share one 41-marker rig)
@@ -792,15 +792,16 @@ def _rodrigues(aa) -> np.ndarray:
     return np.eye(3) + s * K + (1 - c) * (K @ K)
 
 
-def aves_keypoints(model: dict, pose, bone, beta) -> np.ndarray:
-    """The AVES model's 18 keypoints ``(B, 18, 3)`` (model units) by linear blend skinning, in numpy.
+def aves_pose(model: dict, pose, bone, beta) -> tuple[np.ndarray, np.ndarray]:
+    """The AVES model's 18 keypoints ``(B, 18, 3)`` and its posed joints ``(B, J, 3)`` (model units) by linear blend
+    skinning, in numpy.
 
     ``pose (B, J, 3)``: axis-angle per joint (joint 0 = global orientation); ``bone (B, J)``: per-joint scale of
     the offset from its parent (joint 0: 1); ``beta (B, K)``: standardised shape coefficients (the basis is
     ``Beta * Beta_sigma``). Joint ``j``'s transform is its parent's times ``[R_j | bone_j (J_j - J_parent)]``;
     a vertex moves by the skinning-weighted sum of ``T_j`` with the rest joint removed
     (``T_j [v; 1] - G_j J_j``); keypoints = ``vert2kpt @ vertices``. At zero pose, unit bones and zero beta the
-    keypoints are those of the template."""
+    keypoints are those of the template and the joints are ``J``."""
     pose, bone, beta = (np.asarray(a, np.float64) for a in (pose, bone, beta))
     J, parents = model["J"], model["parents"]
     used = np.flatnonzero(np.any(model["vert2kpt"] != 0, axis=0))  # only the vertices the keypoints read
@@ -824,7 +825,29 @@ def aves_keypoints(model: dict, pose, bone, beta) -> np.ndarray:
     A = np.einsum("vj,bjxy->bvxy", W, G)
     a = np.einsum("vj,bjx->bvx", W, t_skin)
     verts = np.einsum("bvxy,bvy->bvx", A, V) + a
-    return np.einsum("kv,bvx->bkx", reg, verts)
+    return np.einsum("kv,bvx->bkx", reg, verts), t
+
+
+def aves_keypoints(model: dict, pose, bone, beta) -> np.ndarray:
+    """The AVES model's 18 keypoints ``(B, 18, 3)`` (see :func:`aves_pose`)."""
+    return aves_pose(model, pose, bone, beta)[0]
+
+
+def aves_joint_rig(J, parents, tol: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
+    """The kept joints and the ``(E, 2)`` tree over them (indices into the kept list) of the AVES joint rig: a joint
+    within ``tol`` model units (about 1 mm) of a lower-numbered joint at rest is one keypoint with it (AVES: 3, 5
+    and 21 sit on 1, the roots of the tail, body and legs; 13 and 17 on 9, the roots of the neck and the wings)."""
+    J = np.asarray(J, np.float64)
+    owner = np.arange(len(J))
+    for j in range(len(J)):
+        near = np.flatnonzero(np.linalg.norm(J[:j] - J[j], axis=-1) < tol)
+        if len(near):
+            owner[j] = owner[near[0]]
+    kept = np.flatnonzero(owner == np.arange(len(J)))
+    index = {int(k): i for i, k in enumerate(kept)}
+    edges = sorted({(index[int(owner[p])], index[j]) for j, p in enumerate(parents)
+                    if p >= 0 and owner[j] == j})
+    return kept, np.array(edges, dtype=np.int64).reshape(-1, 2)
 
 
 def _gaussian_draws(rng, mean, cov, n: int, clip: float) -> np.ndarray:
@@ -865,8 +888,8 @@ def sample_birds(model: dict, prior: dict, n_frames: int, n_individuals: int, se
     """Seeded AVES samples: ``n_individuals`` shapes (15 standardised coefficients, each within ``clip`` sigma),
     each posed ``~n_frames / n_individuals`` times from the Gaussian pose and bone priors (within ``clip`` sigma,
     identity global orientation). A sample whose anatomical edge lengths leave ``[1 / max_ratio, max_ratio]``
-    times those of the mean bird is drawn again. Returns ``points (F, 18, 3)`` (model axes and units),
-    ``individual (F,)``, ``beta (F, K)``."""
+    times those of the mean bird is drawn again. Returns ``points (F, 18, 3)`` and ``joints (F, J, 3)`` (model
+    axes and units), ``individual (F,)``, ``beta (F, K)``, ``pose (F, J - 1, 3)`` and ``bone (F, J - 1)``."""
     rng = np.random.default_rng(seed)
     n = len(model["parents"])
     K = model["basis"].shape[0]
@@ -878,36 +901,43 @@ def sample_birds(model: dict, prior: dict, n_frames: int, n_individuals: int, se
     def kp(pose72, bone24, beta):
         B = len(pose72)
         pose = np.concatenate([np.zeros((B, 1, 3)), pose72.reshape(B, n - 1, 3)], 1)
-        return aves_keypoints(model, pose, np.concatenate([np.ones((B, 1)), bone24], 1), beta)
+        return aves_pose(model, pose, np.concatenate([np.ones((B, 1)), bone24], 1), beta)
 
-    ref = lengths(kp(prior["p_m"][None], prior["b_m"][None], np.zeros((1, K))))[0]
+    ref = lengths(kp(prior["p_m"][None], prior["b_m"][None], np.zeros((1, K)))[0])[0]
     counts = np.full(n_individuals, n_frames // n_individuals)
     counts[: n_frames % n_individuals] += 1
-    pts, ind, betas = [], [], []
+    pts, joints, poses, bones, ind, betas = [], [], [], [], [], []
     for i, c in enumerate(counts):
         for _ in range(100):
             beta = np.clip(rng.standard_normal(K), -clip, clip)
-            rest = kp(prior["p_m"][None], prior["b_m"][None], beta[None])
+            rest = kp(prior["p_m"][None], prior["b_m"][None], beta[None])[0]
             r = lengths(rest)[0] / np.maximum(ref, 1e-12)
             if np.all((r > 1 / max_ratio) & (r < max_ratio)):
                 break
         else:
             raise ValueError("sample_birds: no shape within max_ratio in 100 draws; raise max_ratio or lower clip.")
-        got = np.empty((0, len(BIRD_KEYPOINTS), 3))
+        got = [np.empty((0, len(BIRD_KEYPOINTS), 3)), np.empty((0, n, 3)), np.empty((0, 3 * (n - 1))),
+               np.empty((0, n - 1))]
         for _ in range(100):
-            if len(got) >= c:
+            if len(got[0]) >= c:
                 break
-            m = 2 * (c - len(got))
-            P = kp(_gaussian_draws(rng, prior["p_m"], prior["p_cov"], m, clip),
-                   _gaussian_draws(rng, prior["b_m"], prior["b_cov"], m, clip), np.repeat(beta[None], m, 0))
+            m = 2 * (c - len(got[0]))
+            pose = _gaussian_draws(rng, prior["p_m"], prior["p_cov"], m, clip)
+            bone = _gaussian_draws(rng, prior["b_m"], prior["b_cov"], m, clip)
+            P, X = kp(pose, bone, np.repeat(beta[None], m, 0))
             r = lengths(P) / np.maximum(ref, 1e-12)
-            got = np.concatenate([got, P[np.all((r > 1 / max_ratio) & (r < max_ratio), 1)]])
-        if len(got) < c:
+            ok = np.all((r > 1 / max_ratio) & (r < max_ratio), 1)
+            got = [np.concatenate([g, x[ok]]) for g, x in zip(got, (P, X, pose, bone))]
+        if len(got[0]) < c:
             raise ValueError("sample_birds: too many poses rejected; raise max_ratio or lower clip.")
-        pts.append(got[:c])
+        pts.append(got[0][:c])
+        joints.append(got[1][:c])
+        poses.append(got[2][:c].reshape(c, n - 1, 3))
+        bones.append(got[3][:c])
         ind += [i] * c
         betas.append(np.repeat(beta[None], c, 0))
-    return {"points": np.concatenate(pts), "individual": np.array(ind), "beta": np.concatenate(betas)}
+    return {"points": np.concatenate(pts), "joints": np.concatenate(joints), "individual": np.array(ind),
+            "beta": np.concatenate(betas), "pose": np.concatenate(poses), "bone": np.concatenate(bones)}
 
 
 def bird_up_rotation(points) -> np.ndarray:
@@ -924,44 +954,69 @@ def bird_up_rotation(points) -> np.ndarray:
     return np.stack([fwd, up, np.cross(fwd, up)])
 
 
-def load_bird(n_frames: int = 2000, n_individuals: int = 40, seed: int = 0, clip: float = 1.0) -> CategorySet:
-    """Synthetic birds from the AVES parametric model (Wang et al. 2021): 18 keypoints, model units, +y up.
+def load_bird(n_frames: int = 2000, n_individuals: int = 40, seed: int = 0, clip: float = 1.0,
+              rig: str = "keypoints") -> CategorySet:
+    """Synthetic birds from the AVES parametric model (Wang et al. 2021): model units, +y up, one of two rigs:
+    ``rig="keypoints"``: the 18 keypoints regressed from the mesh (``aves_bird18``); ``rig="joints"``: the model's
+    25 joints with the near-coincident ones merged (:func:`aves_joint_rig`: ``aves_joints20``).
 
     Shapes: ``n_individuals`` draws of the 15 standardised shape coefficients (the 17-species shape space), each
     posed about ``n_frames / n_individuals`` times from the pose and bone-length priors fitted to real cowbirds
-    (``models/pose_bone_prior.pth``), all within ``clip`` sigma; :func:`aves_keypoints` (linear blend skinning in
-    numpy, no torch code runs beyond reading the tensors) gives the keypoints; see :func:`sample_birds`. Seeded:
-    the same arguments give the same frames. ``sequence`` = the individual (``"bird007"``), so splits are by
-    individual. Up: :func:`bird_up_rotation` of the mean bird (``meta['up_rule']``). Edges: an anatomical tree
-    (:data:`BIRD_PARENTS`: the keypoints are regressed from the mesh, so the model's joint tree does not apply).
+    (``models/pose_bone_prior.pth``), all within ``clip`` sigma; :func:`aves_pose` (linear blend skinning in
+    numpy, no torch code runs beyond reading the tensors) gives keypoints and joints; see :func:`sample_birds`.
+    Seeded: the same arguments give the same frames whatever the rig. ``sequence`` = the individual
+    (``"bird007"``), so splits are by individual. Up: :func:`bird_up_rotation` of the mean bird's keypoints
+    (``meta['up_rule']``, ``meta['up_rotation']``: points = model points ``@ R.T``). Edges: an anatomical tree over
+    the keypoints (:data:`BIRD_PARENTS`: they are regressed from the mesh, so the joint tree does not apply), the
+    kinematic tree over the joints. ``meta`` keeps each frame's ``pose (F, 24, 3)``, ``bone (F, 24)`` and ``beta``.
     """
+    if rig not in ("keypoints", "joints"):
+        raise ValueError(f"rig={rig!r}: expected 'keypoints' (18 regressed keypoints) or 'joints' (the model's joints).")
     model_name, prior_name = "bird_aves/models/aves.pt", "bird_aves/models/pose_bone_prior.pth"
 
-    def build():
+    def read():
         import torch  # only to read the two tensor files (weights_only: no pickled code runs)
 
         raw_model = torch.load(fetch(model_name, progress=False), map_location="cpu", weights_only=True)
         raw_prior = torch.load(fetch(prior_name, progress=False), map_location="cpu", weights_only=True)
-        model, prior = _read_aves(raw_model, raw_prior)
+        return _read_aves(raw_model, raw_prior)
+
+    def build():
+        model, prior = read()
         s = sample_birds(model, prior, n_frames, n_individuals, seed, clip)
         K = model["basis"].shape[0]
         n = len(model["parents"])
         mean = aves_keypoints(model, np.concatenate([np.zeros(3), prior["p_m"]]).reshape(1, n, 3),
                               np.concatenate([[1.0], prior["b_m"]])[None], np.zeros((1, K)))[0]
         R = bird_up_rotation(mean)
-        return {"points": (s["points"] @ R.T).astype(np.float32), "individual": s["individual"],
-                "beta": s["beta"].astype(np.float32)}
+        kept, edges = aves_joint_rig(model["J"], model["parents"])
+        return {"points": (s["points"] @ R.T).astype(np.float32), "joints": (s["joints"] @ R.T).astype(np.float32),
+                "individual": s["individual"], "beta": s["beta"].astype(np.float32),
+                "pose": s["pose"].astype(np.float32), "bone": s["bone"].astype(np.float32), "up_rotation": R,
+                "joint_kept": kept, "joint_edges": edges, "joint_parents": model["parents"]}
 
-    a = cached_arrays(f"aves_birds_{n_frames}_{n_individuals}_{seed}_{clip}", [model_name, prior_name], build)
-    P = a["points"]
+    a = cached_arrays(f"aves_birds_{n_frames}_{n_individuals}_{seed}_{clip}", [model_name, prior_name], build,
+                      version=2)
+    if rig == "keypoints":
+        P, edges, name, names, parents = a["points"], _tree_edges(BIRD_PARENTS), "aves_bird18", list(BIRD_KEYPOINTS), \
+            list(BIRD_PARENTS)
+        rule = ("anatomical tree over the 18 keypoints (BIRD_PARENTS): eyes/bill/crown to the forehead, nape, "
+                "back, tail and wing tips off the back, throat-breast, shins off the breast")
+    else:
+        kept, edges = a["joint_kept"], a["joint_edges"]
+        P, name, names = a["joints"][:, kept], f"aves_joints{len(kept)}", [f"joint{k}" for k in kept]
+        parents = np.full(len(kept), -1)
+        parents[edges[:, 1]] = edges[:, 0]
+        parents = parents.tolist()
+        rule = ("AVES kinematic tree (kintree_table) over the joints, joints within 0.1 units of a lower-numbered "
+                "one at rest merged into it")
     return CategorySet(
-        category="bird", rig="aves_bird18", points3d=P, visible=np.ones(P.shape[:2], bool),
-        edges=_tree_edges(BIRD_PARENTS), sequence=np.array([f"bird{i:03d}" for i in a["individual"]]),
+        category="bird", rig=name, points3d=P, visible=np.ones(P.shape[:2], bool),
+        edges=edges, sequence=np.array([f"bird{i:03d}" for i in a["individual"]]),
         units="arbitrary", source="AVES parametric bird model (yufu-wang/aves models/aves.pt + pose_bone_prior.pth)",
-        licence=_licence(model_name), synthetic=True,
-        edges_rule="anatomical tree over the 18 keypoints (BIRD_PARENTS): eyes/bill/crown to the forehead, nape, "
-                   "back, tail and wing tips off the back, throat-breast, shins off the breast",
-        meta={"joint_names": list(BIRD_KEYPOINTS), "parents": list(BIRD_PARENTS),
+        licence=_licence(model_name), synthetic=True, edges_rule=rule,
+        meta={"joint_names": names, "parents": parents,
               "up_rule": "mean bird: feet midpoint -> back = +y, tail tip -> bill tip = +x",
-              "individual": a["individual"], "beta": a["beta"], "seed": seed},
+              "up_rotation": a["up_rotation"].tolist(), "individual": a["individual"], "beta": a["beta"],
+              "pose": a["pose"], "bone": a["bone"], "seed": seed},
     )
