@@ -1,4 +1,4 @@
-"""The open benchmark v1: split rules, counts, disjointness, and the fixed test views."""
+"""The open benchmark (v3): split rules, counts, disjointness, and the fixed test views."""
 
 import numpy as np
 import pytest
@@ -65,3 +65,22 @@ def test_v2_held_out_sets_are_test_only(splits):
         sp = splits[name]
         assert sp.train is None and sp.val is None and sp.test.n_frames == n, name
         assert name in benchmark.HELD_OUT and name not in benchmark.CATEGORIES
+
+
+def test_v3_sets_split_by_model_individual_or_trajectory():
+    """Data v3: KeypointNet objects split by model id (4 views per test shape), the bird by individual; the held-out
+    objects, the pig (every 2nd frame) and the bird's joint rig are test only."""
+    want = {"bathtub": (355, 39, 98), "bed": (105, 12, 29), "bottle": (274, 30, 76), "guitar": (502, 56, 139),
+            "laptop": (316, 35, 88), "motorcycle": (214, 24, 60), "table": (809, 90, 225), "vessel": (655, 73, 182),
+            "bird18": (1440, 160, 400), "cap": (0, 0, 38), "helmet": (0, 0, 90), "knife": (0, 0, 270),
+            "skateboard": (0, 0, 141), "pig": (0, 0, 1000), "bird_joints20": (0, 0, 1000)}
+    for name, (tr, va, te) in want.items():
+        sp = benchmark.split_category(name)
+        assert tuple(sp.counts().values()) == (tr, va, te), name
+        if tr:
+            assert not set(sp.test.sequence) & (set(sp.train.sequence) | set(sp.val.sequence)), name
+            assert name in benchmark.CATEGORIES
+        else:
+            assert name in benchmark.HELD_OUT and sp.train is None
+    assert len(benchmark.test_views(benchmark.split_category("cap")).frame) == 4 * 38
+    assert benchmark.VERSION == "open-benchmark-v3" and benchmark.SEED_NAMESPACE == "open-benchmark-v1"

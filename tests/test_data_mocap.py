@@ -398,7 +398,7 @@ def test_bird_loader(offline_cache):
 @needs_mirror
 def test_load_bird_reads_an_aves_file(offline_cache, tmp_path, monkeypatch, rng):
     """load_bird end to end on a toy model saved like aves.pt (legacy torch pickle, the upstream key names) with the
-    real pose prior: the reader, the sampler, the up rule and the schema (the real aves.pt is not in the mirror)."""
+    real pose prior: the reader, the sampler, the up rule and the schema (test_data_v3.py checks the real aves.pt)."""
     import torch
 
     model, _ = toy_bird(rng)
