@@ -126,43 +126,22 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
-_NPZ_HOW = "save it with np.savez(path, points2d=..., mask=..., edges=...)"
-
-
 def read_lift_input(path) -> dict:
     """The arrays ``points2d`` (and ``mask``, ``edges`` if present) of an ``.npz`` file for ``lfm lift``;
     a :class:`CLIError` naming the file and the fix for anything else (a ``.npy``, a text file, a damaged zip)."""
-    import zipfile
-    import zlib
-
-    import numpy as np
+    from .poses import PoseFileError, _read_npz
 
     path = Path(path)
     if not path.is_file():
         raise CLIError(f"input {path} {'is a folder' if path.is_dir() else 'does not exist'}; give the path of an "
-                       f".npz file ({_NPZ_HOW}).")
-    with open(path, "rb") as f:
-        head = f.read(8)
-    if head.startswith(b"\x93NUMPY"):
-        raise CLIError(f"{path} is a .npy file (one array without a name); lfm lift reads an .npz with named arrays: "
-                       f"np.savez('{path.with_suffix('.npz').name}', points2d=np.load('{path.name}')).")
-    if not head.startswith(b"PK"):
-        kind = "an empty file" if not head else (
-            "a text file" if all(32 <= c < 127 or c in b"\t\r\n" for c in head) else "not a zip archive")
-        raise CLIError(f"{path} is {kind}, not an .npz; {_NPZ_HOW}.")
+                       ".npz file (save it with np.savez(path, points2d=..., mask=..., edges=...)).")
     try:
-        with np.load(path, allow_pickle=False) as z:
-            if "points2d" not in z.files:
-                raise CLIError(f"{path} has no array 'points2d' (found {sorted(z.files)}); {_NPZ_HOW}.")
-            return {k: z[k] for k in ("points2d", "mask", "edges") if k in z.files}
-    except (zipfile.BadZipFile, EOFError, zlib.error, OSError) as e:
-        raise CLIError(f"{path} is damaged or truncated ({type(e).__name__}: {_one_line(e)}); write it again "
-                       f"({_NPZ_HOW}).") from None
-    except ValueError as e:
-        if "pickle" in str(e) or "Object arrays" in str(e):
-            raise CLIError(f"{path} holds an object (pickled) array; store plain numbers: "
-                           f"np.savez(path, points2d=np.asarray(points, dtype=np.float32), ...).") from None
-        raise CLIError(f"{path} is damaged or not written by numpy ({_one_line(e)}); {_NPZ_HOW}.") from None
+        p = _read_npz(path)
+    except PoseFileError as e:
+        raise CLIError(str(e)) from None
+    out = {"points2d": p.points2d}
+    out.update({k: v for k, v in (("mask", p.mask), ("edges", p.edges)) if v is not None})
+    return out
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -174,30 +153,117 @@ def _same_file(a: Path, b: Path) -> bool:
         return a.resolve() == b.resolve()
 
 
-def _lift(args: argparse.Namespace) -> int:
-    import io
+def check_output(dst, *, force: bool, option: str = "-o", src=None) -> Path:
+    """Refuse an output path that cannot or should not be written, before any work: a missing folder, a folder,
+    a place that is not writable (``/proc``, ``/sys``, a read-only folder or file), an existing file without
+    ``--force``, the input file itself. Each message names the path and the fix."""
+    import os
 
-    import numpy as np
+    dst = Path(dst)
+    if src is not None and dst.exists() and _same_file(Path(src), dst) and not force:
+        raise CLIError(f"{option} {dst} is the input file: writing the 3D there would replace your 2D keypoints; "
+                       "choose another output name (or pass --force to replace the input).")
+    if dst.is_dir():
+        raise CLIError(f"{option} {dst} is a folder; give a file name in it, e.g. {option} {dst / 'lifted.npz'}.")
+    parent = dst.parent if str(dst.parent) else Path(".")
+    if not parent.exists():
+        raise CLIError(f"{option} {dst}: the folder {parent} does not exist; create it first (mkdir -p {parent}) "
+                       f"or choose another {option}.")
+    if not parent.is_dir():
+        raise CLIError(f"{option} {dst}: {parent} is not a folder; choose another {option}.")
+    real = parent.resolve()
+    if real.parts[:2] in (("/", "proc"), ("/", "sys"), ("/", "dev")) or not os.access(real, os.W_OK):
+        raise CLIError(f"{option} {dst}: cannot write into {parent} (a system or read-only folder); choose a "
+                       f"folder of yours for {option}.")
+    if dst.exists() and not force:
+        raise CLIError(f"{option} {dst} exists; pass --force to replace it, or choose another name.")
+    if dst.exists() and (not os.access(dst, os.W_OK) or not dst.stat().st_mode & 0o222):
+        raise CLIError(f"{option} {dst} is read-only; make it writable (chmod u+w {dst}) to replace it, or choose "
+                       "another name.")
+    return dst
 
-    from .lifting import lift
+
+def _write_output(dst: Path, data: bytes, option: str = "-o") -> None:
     from .results import atomic_write_bytes
 
-    src, dst = Path(args.input), Path(args.output)
-    if _same_file(src, dst) and not args.force:
-        raise CLIError(f"-o {dst} is the input file: writing the 3D there would replace your 2D keypoints; choose "
-                       "another output name (or pass --force to replace the input).")
-    arrays = read_lift_input(src)
     try:
-        out = lift(arrays["points2d"], arrays.get("mask"), arrays.get("edges"), args.checkpoint, rig=args.rig,
-                   y_down=args.y_down)
-    except ValueError as e:  # LiftInputError, CheckpointError
-        raise CLIError(f"{src}: {_one_line(e)}") from e
-    buf = io.BytesIO()
-    np.savez(buf, canonical=out.canonical, camera=out.camera, camera_mirror=out.camera_mirror,
-             rotation=out.rotation, scale=out.scale, translation=out.translation, mask=out.mask,
-             graph=np.array(out.graph))
-    atomic_write_bytes(dst, buf.getvalue())
-    print(f"lfm lift: {out.canonical.shape} 3D ({out.graph}) -> {dst}")
+        atomic_write_bytes(dst, data)
+    except OSError as e:  # the checks above passed, yet the system refused (full disk, a race, ...)
+        raise CLIError(f"{option} {dst} could not be written ({e.strerror or type(e).__name__}); nothing was "
+                       f"changed there; free space or choose another {option}.") from None
+
+
+def _load_checkpoint(path):
+    """The model of ``--checkpoint`` (default: the shipped one); an error that names the checkpoint."""
+    from .checkpoint import CheckpointError
+    from .lifting import load_model
+
+    try:
+        return load_model(path)
+    except CheckpointError as e:
+        raise CLIError(f"--checkpoint {path or 'default'}: {_one_line(e)}") from None
+
+
+def _lift(args: argparse.Namespace) -> int:
+    import json
+
+    from . import poses as P
+    from .lifting import DEFAULT_CHECKPOINT, LiftInputError, lift_file
+
+    src, dst = Path(args.input), Path(args.output)
+    try:
+        fmt_out = P.output_format(dst)
+    except P.PoseFileError as e:
+        raise CLIError(str(e)) from None
+    check_output(dst, force=args.force, src=src if src.exists() else None)
+    if args.html:
+        if Path(args.html).suffix.lower() not in (".html", ".htm"):
+            raise CLIError(f"--html {args.html}: end the name in .html.")
+        check_output(args.html, force=args.force, option="--html", src=src if src.exists() else None)
+        if _same_file(Path(args.html), dst) if Path(args.html).exists() and dst.exists() else \
+                Path(args.html).resolve() == dst.resolve():
+            raise CLIError(f"--html {args.html} is the -o file; give them different names.")
+    if args.min_confidence is not None and not 0 <= args.min_confidence <= 1:
+        raise CLIError(f"--min-confidence {args.min_confidence}: give a number in [0, 1] (default "
+                       f"{P.DEFAULT_MIN_CONFIDENCE}).")
+    if args.smooth < 0:
+        raise CLIError(f"--smooth {args.smooth}: give a width in frames > 0 (or leave it out: no smoothing).")
+    _load_checkpoint(args.checkpoint)
+    try:
+        poses, out = lift_file(src, format=args.format, rig=args.rig, checkpoint=args.checkpoint,
+                               y_down=True if args.y_down else None, min_confidence=args.min_confidence,
+                               smooth=args.smooth, progress=not args.no_progress, batch_size=args.batch_size)
+    except (P.PoseFileError, LiftInputError) as e:
+        raise CLIError(_one_line(e) if str(e).startswith(str(src)) else f"{src}: {_one_line(e)}") from e
+    meta = {"input": str(src), "format": poses.format, "checkpoint": str(args.checkpoint or DEFAULT_CHECKPOINT),
+            "graph": out.graph, "y_down": bool(out.axes[1] < 0), "axes": out.axes.tolist(),
+            "min_confidence": args.min_confidence if args.min_confidence is not None else P.DEFAULT_MIN_CONFIDENCE,
+            "smooth_sigma_frames": args.smooth, "keypoints": poses.names, "notes": poses.notes,
+            "camera": "camera = (scale * canonical @ rotation + translation) * axes (npz)"}
+    pages = {}
+    if args.html:
+        pages[Path(args.html)] = P.html_page(poses, out, title=f"{src.name}: lifted by lfm ({out.graph})").encode()
+    data = P.encode(poses, out, fmt_out, meta)
+    _write_output(dst, data)
+    for path, page in pages.items():
+        _write_output(path, page, "--html")
+    B = out.mask.shape[0]
+    lifted = int(out.mask.any(1).sum())
+    extra = f"; {args.html}" if args.html else ""
+    print(f"lfm lift: {lifted} of {B} poses x {out.mask.shape[1]} keypoints ({poses.format}, {out.graph}"
+          f"{', smoothed' if args.smooth else ''}) -> {dst}{extra}")
+    for note in poses.notes:
+        print(f"lfm lift: note: {note}")
+    return 0
+
+
+def _rigs(args: argparse.Namespace) -> int:
+    from .lifting import rigs
+
+    _load_checkpoint(args.checkpoint)
+    for name, r in rigs(args.checkpoint).items():
+        kind = "trained on" if r.get("trained_on") else ("named skeleton" if r.get("names") else "held out")
+        print(f"{name:24s} {r['keypoints']:4d} keypoints  {kind}")
     return 0
 
 
@@ -272,21 +338,43 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(func=_train)
     lf = sub.add_parser(
         "lift", parents=[common],
-        help="lift 2D keypoints in an .npz to 3D",
-        description="Read INPUT.npz (array points2d (N, 2) or (B, N, 2); optional mask (B, N) bool or 0/1 and "
-        "edges (E, 2) int), lift with the shipped checkpoint (or --checkpoint), write OUTPUT.npz with canonical, "
-        "camera, camera_mirror (B, N, 3), rotation, scale, translation, mask and the graph used. Without edges or "
-        "--rig the graph is k=3 nearest neighbours of each 2D input (see README for its accuracy cost).",
+        help="lift 2D keypoints (SLEAP, DeepLabCut, COCO, NWB, .npz, ...) to 3D",
+        description="Read a pose file (format from the extension or --format: .npz, SLEAP .slp and analysis .h5, "
+        "DeepLabCut .csv, COCO keypoint .json, NWB, Ultralytics folder; lfm.poses), lift every pose (one per frame "
+        "x instance, frames in order) with the shipped checkpoint (or --checkpoint), write -o: .npz (arrays "
+        "canonical, camera, camera_mirror, rotation, scale, translation, axes, mask, frame, instance, ...), .csv "
+        "or .json (one row per frame x instance x keypoint: 2D, visible, x y z in the camera frame and the "
+        "canonical frame); --html adds a self-contained page. The graph: --rig, else the file's skeleton, else "
+        "k=3 nearest neighbours of each 2D input (README: its accuracy cost). The tools' files are pixel "
+        "coordinates (y down) and are lifted as such; an .npz is y up unless --y-down. An existing output is "
+        "kept unless --force.",
     )
-    lf.add_argument("input", help="input .npz with points2d (and optionally mask, edges)")
-    lf.add_argument("-o", "--output", required=True, help="output .npz (not the input file)")
-    lf.add_argument("--force", action="store_true", help="allow -o to be the input file (replaces it)")
-    lf.add_argument("--checkpoint", help="checkpoint path (default: the shipped lfm/checkpoints/lfm_open_v2.pt; lfm_open_v1.pt is the previous one)")
+    lf.add_argument("input", help="pose file (.npz, .slp, .h5, .csv, .json, .nwb, or an Ultralytics folder)")
+    lf.add_argument("-o", "--output", required=True, help="output file: .npz, .csv or .json")
+    lf.add_argument("--format", help="input format when the extension does not say it: npz, slp, analysis_h5, dlc, "
+                    "sleap_csv, coco, nwb, ultralytics, jabs")
+    lf.add_argument("--html", metavar="PAGE", help="also write one offline HTML page: 3D skeleton, frame slider, 2D "
+                    "input beside it")
+    lf.add_argument("--force", action="store_true", help="replace an existing output (also the input file)")
+    lf.add_argument("--checkpoint", help="checkpoint path (default: the shipped lfm/checkpoints/lfm_open_v2.pt; "
+                    "lfm_open_v1.pt is the previous one; `lfm finetune` writes RUN/model.pt)")
     lf.add_argument("--rig", help="a rig of the checkpoint or a named skeleton (coco17, h36m17, mediapipe_hand21, "
-                    "openpose_hand21, mediapipe_pose33, coco_wholebody133), keypoints in its order; python -c "
-                    "'import lfm.lifting as L; print(list(L.rigs()))' lists them")
-    lf.add_argument("--y-down", action="store_true", help="input y axis points down (pixel coordinates)")
+                    "openpose_hand21, mediapipe_pose33, coco_wholebody133), keypoints in its order; `lfm rigs` "
+                    "lists them")
+    lf.add_argument("--min-confidence", type=float, default=None, help="hide keypoints whose confidence "
+                    "(DeepLabCut likelihood, SLEAP score, COCO results score) is below this (default 0.5)")
+    lf.add_argument("--smooth", type=float, default=0.0, metavar="SIGMA", help="Gaussian filter along time of "
+                    "the camera-frame 3D per track, sigma in frames (e.g. 1.5; default off; README: its cost)")
+    lf.add_argument("--y-down", action="store_true", help="an .npz whose y axis points down (pixel coordinates); "
+                    "the tools' files are always taken as y down")
+    lf.add_argument("--batch-size", type=int, default=4096, help="poses per forward pass (default 4096)")
+    lf.add_argument("--no-progress", action="store_true", help="no progress bar")
     lf.set_defaults(func=_lift)
+    rg = sub.add_parser("rigs", parents=[common], help="list the rigs lfm lift --rig accepts",
+                        description="The rigs of the checkpoint (trained on or held out) and the named skeletons "
+                        "of common 2D formats, with their keypoint counts.")
+    rg.add_argument("--checkpoint", help="checkpoint path (default: the shipped one)")
+    rg.set_defaults(func=_rigs)
     ev = sub.add_parser(
         "evaluate", parents=[common],
         help="per-category errors of a checkpoint on the open benchmark",

@@ -57,7 +57,7 @@ def _bad_inputs(tmp, points):
         "points.npy": [".npy file", "np.savez('points.npz', points2d=np.load('points.npy'))"],
         "truncated.npz": ["damaged or truncated", "write it again", "np.savez"],
         "fake.npz": ["damaged or truncated", "np.savez"],
-        "notes.txt": ["is a text file, not an .npz", "np.savez"],
+        "notes.txt": ["unknown pose file extension '.txt' (a text file)", "--format", "np.savez"],
         "text.npz": ["is a text file, not an .npz", "np.savez"],
         "empty.npz": ["is an empty file", "np.savez"],
         "objects.npz": ["object (pickled) array", "dtype=np.float32"],
@@ -108,7 +108,8 @@ def test_lift_bad_mask_and_rig_name_the_fix(tmp_path, capsys, points):
     assert rc == 1 and "rig 'coco17' has 17 keypoints but points2d has 12" in line
     rc, _, err = _run(capsys, "lift", tmp_path / "body.npz", "-o", tmp_path / "o.npz", "--rig", "cocoa")
     line = _one_line_error(err)
-    assert "unknown rig 'cocoa'" in line and "coco17" in line and "mann_dog27" in line
+    assert "unknown rig 'cocoa'" in line and "closest: coco17" in line and "`lfm rigs` lists all" in line
+    assert "mann_dog27" not in line and len(line) < 300  # the closest few, not all 50
     assert not (tmp_path / "o.npz").exists()
     np.savez(tmp_path / "coco.npz", points2d=np.random.default_rng(1).normal(size=(17, 2)))
     rc, out, err = _run(capsys, "lift", tmp_path / "coco.npz", "-o", tmp_path / "o.npz", "--rig", "coco17")
@@ -117,6 +118,7 @@ def test_lift_bad_mask_and_rig_name_the_fix(tmp_path, capsys, points):
                       tmp_path / "none.pt")
     line = _one_line_error(err)
     assert "none.pt does not exist" in line and not (tmp_path / "o2.npz").exists()
+    assert line.startswith(f"lfm lift: --checkpoint {tmp_path / 'none.pt'}") and "coco.npz" not in line
 
 
 def test_debug_shows_the_traceback(tmp_path):
