@@ -114,11 +114,17 @@ class TrainConfig:
     threads: int = _f(0, "torch CPU threads, 0 = torch's default", min=0)
     compile: bool = _f(False, "torch.compile the model (dynamic shapes); falls back to eager if compilation fails. "
                        "CPU: +14-41 % samples/s at d = 64 after 15-40 s of compilation (results/bench/cpu.json)")
+    batches: str = _f("device", "device = batches drawn in torch on the training device, vectorised "
+                      "(lfm.data.device_batches, always bucketed); numpy = the per-category numpy reference path "
+                      "(lfm.data.dataset.FrameDataset.batch)", choices=("device", "numpy"))
     precision: str = _f("auto", "auto = bf16 autocast on CUDA, float32 on CPU; bfloat16 = bf16 autocast everywhere; "
                         "float32 = none", choices=("auto", "float32", "bfloat16"))
 
     def __post_init__(self):
         validate(self)
+        if self.batches == "device" and not self.bucket:
+            raise ConfigError("TrainConfig.batches = 'device' always buckets (one keypoint count per batch); set "
+                              "bucket: true, or batches: numpy for mixed padded batches.")
         if not self.categories and not self.present:
             raise ConfigError("TrainConfig.categories is empty; list at least one benchmark set, or 'all'.")
         from .data import benchmark

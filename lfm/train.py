@@ -116,6 +116,8 @@ class Run:
     data_hash: str
     proc_ds: FrameDataset | None = None
     proc_sampler: BatchSampler | None = None
+    dev: object = None  # DeviceBatches of the training sets (TrainConfig.batches = 'device')
+    proc_dev: object = None  # ... and of the procedural bodies
     ctx: Context = field(default_factory=Context)
     forward: object = None  # what a training step calls: the model, or its torch.compile'd wrapper
     state: dict = field(default_factory=lambda: {"epoch": 0, "step": 0, "history": [], "best": math.inf,
@@ -156,6 +158,15 @@ def setup(model_cfg: ModelConfig, cfg: TrainConfig, out_dir, *, splits: dict | N
         bodies = generate(cfg.procedural_bodies, 50, seed=cfg.seed)
         proc_ds = FrameDataset({b.rig: b for b in bodies}, graph=cfg.graph)
         proc_sampler = BatchSampler(proc_ds, cfg.batch_size, balance="category", bucket=True, seed=cfg.seed + 7)
+    dev = proc_dev = None
+    if cfg.batches == "device":  # each rank draws its own rows with its own stream
+        from .data.device_batches import DeviceBatches
+
+        rows = ctx.rows(cfg.batch_size)
+        kw = {"batch_size": rows.stop - rows.start, "graph": cfg.graph, "rank": ctx.rank, "device": device}
+        dev = DeviceBatches(train_sets, balance=cfg.balance, seed=cfg.seed, **kw)
+        if proc_ds is not None:
+            proc_dev = DeviceBatches(proc_ds.sets, balance="category", seed=cfg.seed + 7, **kw)
     model = LFM(model_cfg).to(device)
     if cfg.init_from:
         src = ckpt.load(resolve_path(cfg.init_from), map_location=device)
@@ -173,7 +184,8 @@ def setup(model_cfg: ModelConfig, cfg: TrainConfig, out_dir, *, splits: dict | N
     val = validation_views({c: splits[c] for c in names}, cfg.val_frames)
     forward = _compiled(model, log=print) if cfg.compile else model
     return Run(model_cfg, cfg, Path(out_dir), device, model, opt, sched, ds, sampler, val, train_sets,
-               np.random.default_rng(cfg.seed + 1), _hash_sets(train_sets), proc_ds, proc_sampler, ctx, forward)
+               np.random.default_rng(cfg.seed + 1), _hash_sets(train_sets), proc_ds, proc_sampler, dev, proc_dev, ctx,
+               forward)
 
 
 def _compiled(model, log=print):
@@ -209,6 +221,8 @@ def _state_dict(run: Run) -> dict:
     return {"model": _bare(run.model).state_dict(), "optimizer": run.opt.state_dict(), "scheduler": run.sched.state_dict(),
             "sampler": run.sampler.state_dict(),
             "proc_sampler": None if run.proc_sampler is None else run.proc_sampler.state_dict(),
+            "device_batches": None if run.dev is None else run.dev.state_dict(),
+            "proc_device_batches": None if run.proc_dev is None else run.proc_dev.state_dict(),
             "view_rng": run.view_rng.bit_generator.state, "torch_rng": torch.get_rng_state(), "state": run.state,
             "model_config": dataclasses.asdict(run.model_cfg), "train_config": _plain_cfg(run.cfg),
             "data_hash": run.data_hash, "benchmark": benchmark.VERSION, "provenance": provenance(run.device.type)}
@@ -236,6 +250,9 @@ def resume(run: Run, path) -> bool:
     run.sampler.load_state_dict(ck["sampler"])
     if run.proc_sampler is not None and ck.get("proc_sampler") is not None:
         run.proc_sampler.load_state_dict(ck["proc_sampler"])
+    for name, dev in (("device_batches", run.dev), ("proc_device_batches", run.proc_dev)):
+        if dev is not None and ck.get(name) is not None:
+            dev.load_state_dict(ck[name])
     run.view_rng.bit_generator.state = ck["view_rng"]
     torch.set_rng_state(ck["torch_rng"].cpu())  # map_location may have moved it to the GPU
     run.state = ck["state"]
@@ -251,6 +268,10 @@ def draw_batch(run: Run) -> Batch:
     kw = ({"camera": "so3", "projection": "orthographic"} if so3 else
           {"camera": cfg.train_camera, "projection": cfg.train_projection})
     use_proc = run.proc_ds is not None and rng.random() < cfg.procedural
+    if run.dev is not None:  # made on the device, this rank's rows only
+        return (run.proc_dev if use_proc else run.dev).draw(
+            noise=cfg.noise, p_joint=cfg.p_joint, mirror=cfg.mirror, bend_p=cfg.bend, rig_aug=cfg.rig_aug,
+            edge_drop=cfg.edge_drop, **kw)
     ds, sampler = (run.proc_ds, run.proc_sampler) if use_proc else (run.ds, run.sampler)
     b = ds.batch(sampler.next(), seed=int(rng.integers(2**63)), noise=cfg.noise, p_joint=cfg.p_joint,
                  mirror=cfg.mirror, bend=cfg.bend, rig_aug=cfg.rig_aug, edge_drop=cfg.edge_drop, **kw)

@@ -1,5 +1,6 @@
 """Data-parallel training (torchrun, gloo on CPU): two processes with a global batch of B follow the trajectory of one
-process with batch B. Tolerance: relative 1e-4 on every epoch's mean loss and the validation metric (the two differ
+process with batch B on the numpy reference path (every rank draws the global batch, takes its rows); with batches
+made on the device each rank draws its own rows from its own stream. Tolerance: relative 1e-4 on every epoch's mean loss and the validation metric (the two differ
 only in the order of floating-point sums: gradients are averaged across ranks instead of over one batch)."""
 
 import os
@@ -7,6 +8,7 @@ import socket
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import yaml
 
@@ -16,7 +18,7 @@ TINY = {
     "model": {"d_model": 16, "n_heads": 2, "n_layers": 1},
     "train": {"categories": ["mouse_sleap", "face"], "batch_size": 8, "epoch_steps": 3, "max_epochs": 2,
               "val_frames": 8, "seed": 3, "threads": 1, "device": "cpu", "bucket": False, "rig_aug": 0.5,
-              "graph": "mix"},
+              "graph": "mix", "batches": "numpy"},
 }
 
 
@@ -47,3 +49,20 @@ def test_two_processes_match_one_with_the_same_global_batch(tmp_path):
     assert [h["loss"] for h in b["history"]] == pytest.approx([h["loss"] for h in a["history"]], rel=1e-4)
     assert b["best_val_refl"] == pytest.approx(a["best_val_refl"], rel=1e-4)
     assert sorted(p.name for p in (tmp_path / "two").glob("*.pt")) == ["best.pt", "last.pt"]  # rank 0 wrote them
+
+
+@needs_mirror
+def test_two_processes_with_device_batches_draw_their_own_rows(tmp_path):
+    params = tmp_path / "tiny.yaml"
+    tiny = {"model": TINY["model"], "train": {**TINY["train"], "bucket": True, "batches": "device", "max_epochs": 1}}
+    params.write_text(yaml.safe_dump(tiny))
+    env = dict(os.environ, LFM_OFFLINE="1", LFM_DATA=str(tmp_path / "cache"), OMP_NUM_THREADS="1",
+               MASTER_ADDR="127.0.0.1")
+    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                          "--master_addr", "127.0.0.1", "--master_port", str(free_port()), "-m", "lfm.cli", "train",
+                          "-f", str(params), "-o", str(tmp_path / "two"), "--no-progress"],
+                         env=env, capture_output=True, text=True, timeout=600)
+    assert two.returncode == 0, two.stdout + two.stderr
+    b = yaml.safe_load((tmp_path / "two" / "summary.json").read_text())
+    assert b["processes"] == 2 and b["samples"] == 3 * 8 and b["samples_rank0"] == 3 * 4
+    assert np.isfinite(b["history"][0]["loss"])

@@ -62,7 +62,7 @@ def _subset(P, V, edges, keep: np.ndarray):
     return P[:, keep], V[:, keep], e
 
 
-def _virtual_markers(P, V, edges, rng, k: int):
+def _virtual_markers(P, V, edges, rng, k: int, log=None):
     """Add ``k`` markers on random bones: ``a + t (b - a)`` plus an offset in the bone's frame (rigid with it)."""
     P, V, edges = P.copy(), V.copy(), [tuple(e) for e in edges]
     for _ in range(k):
@@ -79,6 +79,8 @@ def _virtual_markers(P, V, edges, rng, k: int):
         e2 = np.cross(u, e1)
         t = rng.uniform(0.15, 0.85)
         o1, o2 = rng.normal(scale=0.15, size=2)
+        if log is not None:
+            log.append(("marker", a, b, t, o1, o2))
         m = P[:, a] + t * d + length * (o1 * e1 + o2 * e2)
         n = P.shape[1]
         P = np.concatenate([P, m[:, None]], 1)
@@ -87,12 +89,14 @@ def _virtual_markers(P, V, edges, rng, k: int):
     return P, V, np.array(edges, np.int64).reshape(-1, 2)
 
 
-def _merge(P, V, edges, rng, k: int):
+def _merge(P, V, edges, rng, k: int, log=None):
     """Contract ``k`` random edges: the two keypoints become one at their midpoint."""
     for _ in range(k):
         if len(edges) < 2:
             break
         a, b = edges[int(rng.integers(len(edges)))]
+        if log is not None:
+            log.append(("merge", int(a), int(b)))
         P = P.copy()
         P[:, a] = 0.5 * (P[:, a] + P[:, b])
         V = V.copy()
@@ -108,11 +112,14 @@ def _merge(P, V, edges, rng, k: int):
 
 
 def rig_variant(points3d: np.ndarray, visible: np.ndarray, edges: np.ndarray, rng: np.random.Generator, *,
-                min_keep: float = 0.3, max_markers: float = 0.3, max_merges: float = 0.15, min_points: int = 5):
+                min_keep: float = 0.3, max_markers: float = 0.3, max_merges: float = 0.15, min_points: int = 5,
+                log: list | None = None):
     """Another rig of the same body for frames ``(F, N, 3)`` of one rig (see the module docstring).
 
     Returns ``(points3d, visible, edges)`` with a new keypoint count ``N'``; the same rig change applies to every
-    frame. Keypoints that are never visible in these frames are dropped first.
+    frame. Keypoints that are never visible in these frames are dropped first. ``log``: a list that receives the
+    change as operations ``("subset", keep)``, ``("merge", a, b)``, ``("marker", a, b, t, o1, o2)`` in order (what
+    :mod:`lfm.data.device_batches` replays in torch).
     """
     P = np.asarray(points3d, np.float64)
     V = np.asarray(visible, bool)
@@ -120,15 +127,19 @@ def rig_variant(points3d: np.ndarray, visible: np.ndarray, edges: np.ndarray, rn
     used = V.any(0)
     if not used.all():
         P, V, e = _subset(P, V, e, used)
+        if log is not None:
+            log.append(("subset", used))
     n = P.shape[1]
-    P, V, e = _merge(P, V, e, rng, int(rng.integers(0, int(max_merges * n) + 1)))
-    P, V, e = _virtual_markers(P, V, e, rng, int(rng.integers(0, int(max_markers * n) + 1)))
+    P, V, e = _merge(P, V, e, rng, int(rng.integers(0, int(max_merges * n) + 1)), log)
+    P, V, e = _virtual_markers(P, V, e, rng, int(rng.integers(0, int(max_markers * n) + 1)), log)
     n = P.shape[1]
     if n > min_points:
         k = max(min_points, int(round(rng.uniform(min_keep, 1.0) * n)))
         keep = np.zeros(n, bool)
         keep[rng.choice(n, size=k, replace=False)] = True
         P, V, e = _subset(P, V, e, keep)
+        if log is not None:
+            log.append(("subset", keep))
     return P.astype(np.float32), V, e
 
 

@@ -1,0 +1,91 @@
+"""The whole CPU training step (draw batch + forward + loss + backward + AdamW) of the v2 recipe at d = 64: the v2
+step as shipped (commit aed1417: batch 64, numpy batches, eager; run from a git worktree of that commit) against
+today's default (device-made batches, the new layer, the default recipe batch), at 1 and 2 threads, side by side.
+
+Each configuration runs in its own process (``OMP_NUM_THREADS`` and ``torch.set_num_threads``), from scratch
+(no init_from), with the same seed, for ``--samples`` training samples after a warm-up. Writes
+results/bench/train_step_cpu.json. Run: ``python bench/train_step_cpu.py [--batch 256] [--samples 20000]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from common import write
+
+ROOT = Path(__file__).resolve().parents[1]
+V2_COMMIT = "aed1417"
+
+SNIPPET = """
+import json, sys, tempfile, time, torch
+from lfm.train import draw_batch, read_recipe, recipe_configs, setup, train_step
+threads, samples, over = int(sys.argv[1]), int(sys.argv[2]), json.loads(sys.argv[3])
+torch.set_num_threads(threads)
+out = tempfile.mkdtemp()
+(_, m, t), *_ = recipe_configs(read_recipe("params/train_open_v2.yaml"), out,
+                               {"threads": threads, "init_from": "", "val_frames": 4, **over})
+run = setup(m, t, out)
+for _ in range(5):
+    train_step(run.forward, run.opt, draw_batch(run), amp=run.amp)
+n, t0 = 0, time.perf_counter()
+while n < samples:
+    b = draw_batch(run)
+    train_step(run.forward, run.opt, b, amp=run.amp)
+    n += len(b.category)
+print(json.dumps({"samples": n, "seconds": time.perf_counter() - t0}))
+"""
+
+
+def measure(root: Path, threads: int, samples: int, over: dict) -> dict:
+    from lfm import paths
+
+    env = dict(os.environ, PYTHONPATH=str(root), OMP_NUM_THREADS=str(threads), LFM_OFFLINE="1",
+               LFM_MIRROR=str(paths.mirror_dir()), LFM_DATA=str(paths.data_dir()))
+    r = subprocess.run([sys.executable, "-c", SNIPPET, str(threads), str(samples), json.dumps(over)], cwd=root,
+                       env=env, capture_output=True, text=True)
+    if r.returncode:
+        raise RuntimeError(r.stdout[-2000:] + r.stderr[-2000:])
+    m = json.loads(r.stdout.strip().splitlines()[-1])
+    return {**m, "samples_per_s": m["samples"] / m["seconds"], "threads": threads, "overrides": over}
+
+
+def old_tree() -> Path:
+    """A worktree of the v2 commit (made once, in the temp folder)."""
+    path = Path(tempfile.gettempdir()) / f"lfm-v2step-{V2_COMMIT}"
+    if not (path / "lfm").is_dir():
+        subprocess.run(["git", "worktree", "add", "-f", str(path), V2_COMMIT], cwd=ROOT, check=True)
+    return path
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--batch", type=int, default=None, help="the new default's batch (default: TrainConfig's)")
+    ap.add_argument("--samples", type=int, default=20000, help="timed samples per configuration")
+    ap.add_argument("--old-root", help="a checkout of the v2 commit (default: a git worktree in the temp folder)")
+    args = ap.parse_args()
+    from lfm.config import TrainConfig
+
+    batch = args.batch or TrainConfig().batch_size
+    old = Path(args.old_root) if args.old_root else old_tree()
+    rows = {}
+    for threads in (1, 2):
+        v2 = measure(old, threads, args.samples, {"batch_size": 64})
+        new = measure(ROOT, threads, args.samples, {"batch_size": batch, "batches": "device"})
+        rows[f"threads_{threads}"] = {"v2_step": v2, "new_default": new,
+                                      "speedup_vs_v2_step": new["samples_per_s"] / v2["samples_per_s"]}
+        print(threads, rows[f"threads_{threads}"], flush=True)
+    write("train_step_cpu", {**rows, "speedup_vs_v2_step": rows["threads_1"]["speedup_vs_v2_step"],
+                             "new_batch": batch, "v2_commit": V2_COMMIT, "d_model": 64,
+                             "note": "v2 recipe data and augmentation from scratch, whole step timed as one unit "
+                                     "(draw batch + forward + loss + backward + AdamW); other processes shared the "
+                                     "2-core machine, so absolute numbers are noisy, the two paths ran in turn"})
+
+
+if __name__ == "__main__":
+    main()
