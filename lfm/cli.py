@@ -211,11 +211,11 @@ def _lift(args: argparse.Namespace) -> int:
     from .lifting import DEFAULT_CHECKPOINT, LiftInputError, lift_file
 
     src, dst = Path(args.input), Path(args.output)
+    check_output(dst, force=args.force, src=src if src.exists() else None)
     try:
         fmt_out = P.output_format(dst)
     except P.PoseFileError as e:
         raise CLIError(str(e)) from None
-    check_output(dst, force=args.force, src=src if src.exists() else None)
     if args.html:
         if Path(args.html).suffix.lower() not in (".html", ".htm"):
             raise CLIError(f"--html {args.html}: end the name in .html.")
@@ -254,6 +254,25 @@ def _lift(args: argparse.Namespace) -> int:
           f"{', smoothed' if args.smooth else ''}) -> {dst}{extra}")
     for note in poses.notes:
         print(f"lfm lift: note: {note}")
+    return 0
+
+
+def _finetune(args: argparse.Namespace) -> int:
+    from .finetune import DEFAULT_MIX, finetune
+
+    if args.max_minutes <= 0:
+        raise CLIError(f"--max-minutes {args.max_minutes}: give a positive number of minutes.")
+    out = Path(args.output)
+    if out.exists() and not out.is_dir():
+        raise CLIError(f"-o {out} is a file; give a folder for the run (it holds train/, model.pt, report.json).")
+    if not out.exists() and not (out.parent if str(out.parent) else Path(".")).is_dir():
+        raise CLIError(f"-o {out}: the folder {out.parent} does not exist; create it first (mkdir -p {out.parent}).")
+    if args.checkpoint:
+        _load_checkpoint(args.checkpoint)
+    mix = tuple(args.mix) if args.mix else DEFAULT_MIX
+    finetune(args.data, out, checkpoint=args.checkpoint, mix=mix, max_minutes=args.max_minutes,
+             max_epochs=args.max_epochs, epoch_steps=args.epoch_steps, up=args.up, name=args.name,
+             threads=args.threads, progress=not args.no_progress)
     return 0
 
 
@@ -370,6 +389,29 @@ def build_parser() -> argparse.ArgumentParser:
     lf.add_argument("--batch-size", type=int, default=4096, help="poses per forward pass (default 4096)")
     lf.add_argument("--no-progress", action="store_true", help="no progress bar")
     lf.set_defaults(func=_lift)
+    ft = sub.add_parser(
+        "finetune", parents=[common], help="fit the model to your own body or object (3D keypoints)",
+        description="Fine-tune a checkpoint (default: the shipped one) on 3D keypoints of your category: DATA is an "
+        ".npz (points3d (F, N, 3), optional edges, sequence, visible), a .c3d (ezc3d), a .bvh, an .amc with its .asf "
+        "beside it, or a folder of such files. DATA is split by trajectory (the last 20 %% of sequences, or of each "
+        "sequence's frames, held out); training mixes in benchmark sets (--mix, default human41 dog hand_icvl "
+        "mouse_sleap chair; each as often as yours) and is resumable (rerun the same command); writes RUN/model.pt "
+        "(lfm lift --checkpoint RUN/model.pt --rig yours_<name>) and RUN/report.json: before / after x flat on the "
+        "held-out part of DATA and on the benchmark's in-distribution mean.")
+    ft.add_argument("data", help="3D keypoints: .npz, .c3d, .bvh, .amc (+ .asf), or a folder of them")
+    ft.add_argument("-o", "--output", required=True, help="run folder (rerun to resume)")
+    ft.add_argument("--from", dest="checkpoint", help="checkpoint to start from (default: the shipped one)")
+    ft.add_argument("--max-minutes", type=float, default=10.0, help="training budget in minutes (default 10; "
+                    "counts the minutes already trained when resumed)")
+    ft.add_argument("--max-epochs", type=int, default=1000, help="at most this many epochs (default 1000)")
+    ft.add_argument("--epoch-steps", type=int, default=100, help="optimiser steps per epoch (default 100)")
+    ft.add_argument("--mix", nargs="+", metavar="SET", help="benchmark training sets mixed in ('all' for every "
+                    "one); your set is 1 / (1 + their number) of the batches")
+    ft.add_argument("--up", choices=("y", "z"), help="the data's up axis (default: z for C3D, y otherwise)")
+    ft.add_argument("--name", help="the name of your set and rig (default yours_<file name>)")
+    ft.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's)")
+    ft.add_argument("--no-progress", action="store_true", help="no progress bar")
+    ft.set_defaults(func=_finetune)
     rg = sub.add_parser("rigs", parents=[common], help="list the rigs lfm lift --rig accepts",
                         description="The rigs of the checkpoint (trained on or held out) and the named skeletons "
                         "of common 2D formats, with their keypoint counts.")

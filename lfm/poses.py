@@ -80,13 +80,13 @@ class Poses:
 
     def visible(self, min_confidence: float = DEFAULT_MIN_CONFIDENCE) -> np.ndarray:
         """``(B, N)`` bool: keypoints with finite coordinates, given by the file's mask (npz) and, where the file
-        has confidences, at or above ``min_confidence``."""
+        has confidences, not below ``min_confidence`` (a keypoint whose confidence is empty is kept)."""
         vis = np.isfinite(self.points2d).all(-1)
         if self.mask is not None:
             vis &= self.mask
         if self.confidence is not None:
             with np.errstate(invalid="ignore"):
-                vis &= self.confidence >= min_confidence
+                vis &= ~(self.confidence < min_confidence)  # an empty (NaN) confidence hides nothing
         return vis
 
 
