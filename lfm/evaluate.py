@@ -191,11 +191,11 @@ def evaluate_benchmark(model, model_ckpt: dict, splits: dict, *, protocols=("rea
 
 
 def trained_on(ck: dict) -> set:
-    """The benchmark sets a checkpoint was trained on (``'all'`` resolved by the benchmark of this code)."""
+    """The benchmark sets a checkpoint was trained on (``'all'`` resolved by the benchmark it was trained with)."""
     from .data import benchmark
 
     cfg = ck["train_config"]
-    return set(benchmark.resolve(cfg["categories"])) | set(cfg.get("present", ()))
+    return set(benchmark.resolve(cfg["categories"], ck.get("benchmark"))) | set(cfg.get("present", ()))
 
 
 METRICS = ("model_det", "model_refl", "flat_det", "flat_refl", "ratio_det", "ratio_refl")

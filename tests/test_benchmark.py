@@ -84,3 +84,16 @@ def test_v3_sets_split_by_model_individual_or_trajectory():
             assert name in benchmark.HELD_OUT and sp.train is None
     assert len(benchmark.test_views(benchmark.split_category("cap")).frame) == 4 * 38
     assert benchmark.VERSION == "open-benchmark-v3" and benchmark.SEED_NAMESPACE == "open-benchmark-v1"
+
+
+def test_all_means_what_it_meant_when_a_checkpoint_was_trained():
+    from lfm import evaluate
+
+    from .test_catalog import V2_TRAIN_SETS
+
+    assert benchmark.resolve(["all"], "open-benchmark-v1") == V2_TRAIN_SETS  # the shipped v2 model's "all"
+    assert benchmark.resolve(["all", "pig"]) == benchmark.CATEGORIES + ("pig",)
+    assert evaluate.trained_on({"train_config": {"categories": ["all"]}, "benchmark": "open-benchmark-v1"}) == \
+        set(V2_TRAIN_SETS)
+    with pytest.raises(ValueError, match="unknown benchmark version"):
+        benchmark.resolve(["all"], "open-benchmark-v0")

@@ -45,10 +45,21 @@ PROTOCOLS = {
 HELD_OUT = OOD + RIG_TRANSFER
 
 
-def resolve(names) -> tuple[str, ...]:
-    """Set names with ``"all"`` expanded in place to every in-distribution set of this benchmark (other names
-    kept, duplicates dropped)."""
-    return tuple(dict.fromkeys(x for n in names for x in (CATEGORIES if n == "all" else (n,))))
+# what "all" meant when a run was trained: the label a checkpoint stores (``benchmark``) -> its training sets. The
+# label stayed "open-benchmark-v1" through data v2 (data v2 added held-out sets only); v3 adds training sets.
+_V3_TRAIN = tuple(r.name for r in table.V3_RECORDS if r.role == "train")
+TRAIN_SETS_OF = {"open-benchmark-v1": tuple(c for c in CATEGORIES if c not in _V3_TRAIN), VERSION: CATEGORIES}
+
+
+def resolve(names, version: str | None = None) -> tuple[str, ...]:
+    """Set names with ``"all"`` expanded in place to every in-distribution set of benchmark ``version`` (default:
+    this one; a checkpoint's ``benchmark`` label gives what "all" meant when it was trained), other names kept,
+    duplicates dropped."""
+    version = VERSION if version is None else version
+    if version not in TRAIN_SETS_OF:
+        raise ValueError(f"unknown benchmark version {version!r}; known: {sorted(TRAIN_SETS_OF)}.")
+    everything = TRAIN_SETS_OF[version]
+    return tuple(dict.fromkeys(x for n in names for x in (everything if n == "all" else (n,))))
 
 
 def load_category(name: str) -> CategorySet:
