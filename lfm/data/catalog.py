@@ -11,7 +11,7 @@ its licence (from the data registry, never retyped) and citation, and its role i
 * ``rig_transfer``: a rig of a trained category held out of training entirely (rig-transfer protocol);
 * ``extra``: loadable, not part of the benchmark (e.g. the one-shape MediaPipe face template).
 
-Adding a category is one :class:`Record` in :data:`RECORDS` plus its loader function; ``tests/test_categories.py``
+Adding a category is one :class:`Record` in :data:`RECORDS` plus its loader function; ``tests/test_catalog.py``
 loads every record and checks it against its record. ``lfm.data.categories()`` groups the records by category.
 """
 
