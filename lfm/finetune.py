@@ -37,7 +37,8 @@ import numpy as np
 
 from .data.schema import CategorySet, skeleton_from_motion
 
-__all__ = ["read_motion", "split_motion", "score_split", "benchmark_mean", "finetune", "DEFAULT_MIX", "MotionError"]
+__all__ = ["read_motion", "split_motion", "score_split", "benchmark_mean", "finetune", "DEFAULT_MIX", "MotionError",
+           "write_benchmark_set", "present_reference"]
 
 # benchmark training sets mixed in by default: a human, a quadruped, a hand, an animal with a tail and a rigid
 # object, so that each kind of body the model knows keeps being seen
@@ -303,3 +304,33 @@ def finetune(data, out_dir, *, checkpoint=None, mix=DEFAULT_MIX, max_minutes: fl
     log(f"finetune: {summary['stopped']} after {summary['epochs']} epochs; {out_dir / 'model.pt'} (lfm lift "
         f"--checkpoint {out_dir / 'model.pt'} --rig {cs.rig}); report {out_dir / 'report.json'}")
     return report
+
+
+def write_benchmark_set(category: str, path, *, stride: int = 1) -> Path:
+    """Write a benchmark set as a user would give it (``.npz`` with ``points3d``, ``edges``, ``sequence``,
+    ``visible``; every ``stride``-th frame), e.g. a held-out category treated as your own data."""
+    from .data import benchmark
+
+    cs = benchmark.load_category(category)
+    idx = np.arange(0, cs.n_frames, stride)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, points3d=cs.points3d[idx], edges=cs.edges, sequence=cs.sequence[idx], visible=cs.visible[idx])
+    return path
+
+
+def present_reference(category: str, results_file=None) -> dict | None:
+    """Table 2's 'absent' and 'present' ratios (x flat, mean over seeds) of a held-out set from
+    ``results/ood_present.json`` (notebook 11's paper run: models trained from scratch with and without the set),
+    or None where that file or set is missing."""
+    from . import paths
+    from .results import read_json
+
+    f = Path(results_file) if results_file else paths.root() / "results" / "ood_present.json"
+    if not f.is_file():
+        return None
+    for row in read_json(f).get("tables", {}).get("realistic", []):
+        if row.get("set") == category:
+            return {k: row[k] for k in ("absent det", "present det", "absent refl", "present refl", "seeds")} | {
+                "steps": read_json(f).get("rows", [{}])[0].get("steps"), "file": str(f)}
+    return None
