@@ -13,6 +13,10 @@ Parameters are checked before anything runs: a key the notebook does not declare
 from the one its parameters cell declares, is a one-line :class:`lfm.config.ConfigError` (papermill alone only
 logs unknown keys and injects any type).
 
+The log is one ``[lfm]`` line when a notebook starts and one when it ends: the kernel runs with
+:data:`KERNEL_ARGUMENTS` (errors only) and third-party C output is silenced where it starts
+(:func:`lfm.data.kinematic.quiet_c_output`).
+
 Each notebook is executed into a temporary file; its executed copy replaces the previous one only on success.
 The runner stops at the first failing notebook, leaves the previous executed copy untouched, keeps the failed copy
 (papermill writes the error into it) under ``runs/failed/<run>/`` and returns a non-zero exit status.
@@ -37,6 +41,9 @@ __all__ = ["list_notebooks", "notebook_parameters", "check_parameters", "run_not
 
 # names IPython puts into a notebook's namespace; never parameters
 _IPYTHON_NAMES = {"In", "Out", "get_ipython", "exit", "quit", "open"}
+# the kernel logs errors only: its one warning per start (the local TCP transport is unencrypted) drowned the
+# runner's [lfm] lines; the kernel's errors and every cell's output still reach the executed notebook
+KERNEL_ARGUMENTS = ("--IPKernelApp.log_level=ERROR",)
 _TYPES = {"int": int, "float": float, "str": str, "bool": bool, "list": list, "tuple": tuple, "dict": dict,
           "typing": typing, "Any": Any}
 
@@ -228,6 +235,7 @@ def run_notebooks(
                     pm.execute_notebook(
                         str(nb), str(tmp), parameters=params, kernel_name="python3", cwd=str(nb.parent),
                         log_output=False, progress_bar=False, execution_timeout=timeout,
+                        extra_arguments=list(KERNEL_ARGUMENTS),
                     )
                 except Exception as e:  # noqa: BLE001 - a cell's error, a timeout, a dead kernel: all stop the run
                     if isinstance(e, pm.PapermillExecutionError):

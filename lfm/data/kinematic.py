@@ -32,8 +32,12 @@ was checked and left out was left out (planar, degenerate, a duplicate rig, ...)
 """
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import importlib.util
 import math
+import os
+import sys
 import re
 import zlib
 from dataclasses import dataclass, field
@@ -547,9 +551,34 @@ def _quat_rotate_wxyz(q, v):
     return R @ v
 
 
+@contextlib.contextmanager
+def quiet_c_output():
+    """Send what C code writes to the process's stdout and stderr (file descriptors 1 and 2) to the null device
+    while the block runs: PyBullet prints its build time on import and a ``b3Warning`` per URDF oddity (a joint
+    without an axis, ...) with ``printf``, past Python's ``sys.stdout``, and has no option to stop it. C's buffers
+    are flushed before the descriptors come back, so nothing leaks out later."""
+    libc = ctypes.CDLL(None)
+    for f in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            f.flush()
+    saved = [os.dup(fd) for fd in (1, 2)]
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        for fd in (1, 2):
+            os.dup2(null, fd)
+        yield
+    finally:
+        libc.fflush(None)
+        for fd, old in zip((1, 2), saved):
+            os.dup2(old, fd)
+            os.close(old)
+        os.close(null)
+
+
 class _PybulletRig:
     def __init__(self, name: str, spec: ModelSpec):
-        import pybullet as p
+        with quiet_c_output():
+            import pybullet as p
 
         self.p = p
         path = _site_file(spec.path)
@@ -557,7 +586,9 @@ class _PybulletRig:
         self.file = spec.path
         self.cid = p.connect(p.DIRECT)
         try:
-            self.b = p.loadURDF(str(path), useFixedBase=True, globalScaling=spec.scale, physicsClientId=self.cid)
+            with quiet_c_output():  # b3Warning lines about the URDF (e.g. joints without an axis): harmless
+                self.b = p.loadURDF(str(path), useFixedBase=True, globalScaling=spec.scale,
+                                    physicsClientId=self.cid)
         except Exception:
             p.disconnect(self.cid)
             raise
