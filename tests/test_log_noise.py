@@ -36,9 +36,9 @@ def test_quiet_c_output_restores_the_descriptors(capfd):
 
 
 def _notebook(path, source):
-    cells = [{"cell_type": "code", "metadata": {"tags": ["parameters"]}, "source": 'run_mode: str = "smoke"',
+    cells = [{"id": "parameters", "cell_type": "code", "metadata": {"tags": ["parameters"]}, "source": 'run_mode: str = "smoke"',
               "outputs": [], "execution_count": None},
-             {"cell_type": "code", "metadata": {}, "source": source, "outputs": [], "execution_count": None}]
+             {"id": "load", "cell_type": "code", "metadata": {}, "source": source, "outputs": [], "execution_count": None}]
     nb = {"cells": cells, "nbformat": 4, "nbformat_minor": 5,
           "metadata": {"kernelspec": {"name": "python3", "language": "python", "display_name": "Python 3"},
                        "language_info": {"name": "python"}}}
