@@ -62,6 +62,10 @@ def test_torch_input_mask_and_y_down(pose):
     assert np.isfinite(out.camera).all() and (out.camera[[3, 7]] == 0).all()
     flipped = L.lift(p2 * [1, -1], edges=edges, y_down=True)
     np.testing.assert_allclose(flipped.camera, L.lift(p2, edges=edges).camera * [1, -1, 1], atol=1e-4)
+    # the rotation stays a rotation (det +1); the axis flip is the documented last step
+    assert np.linalg.det(flipped.rotation) == pytest.approx(1.0, abs=1e-5) and flipped.axes.tolist() == [1, -1, 1]
+    np.testing.assert_allclose((flipped.scale * flipped.canonical @ flipped.rotation + flipped.translation)
+                               * flipped.axes, flipped.camera, atol=1e-4)
 
 
 def test_known_rig_and_fallback_graph():
