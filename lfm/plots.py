@@ -7,6 +7,10 @@
 * :func:`ratio_bars`, :func:`training_curve`, :func:`lever_bars`: the per-set bars of ``03``, the training curve of
   ``02`` and the lever comparison of ``04``; axis labels name the quantity and its unit, legends sit outside the
   data, reference lines (flat guess, targets) are grey or dashed, never a data colour.
+* Figures for a paper page are drawn at their printed size (:data:`PAGE_WIDTH` wide, ``style(paper=True)``: text
+  8-9 pt); :func:`printed_text_sizes` reads the size of every text back from a figure at that width (tests).
+* :func:`per_set_figure`, :func:`graphs_figure`: one checkpoint's ``03_evaluate`` result file drawn per set and per
+  graph; :func:`seed_bars`: the mean over seeds with the sample standard deviation (``11``-``13``).
 """
 
 from __future__ import annotations
@@ -16,7 +20,8 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-__all__ = ["style", "savefig", "PALETTE", "ratio_bars", "training_curve", "lever_bars", "FLAT_LABEL", "RATIO_LABEL", "ROLE_LABELS", "montage", "lever_curves", "ratio_heatmap",
+__all__ = ["style", "savefig", "PALETTE", "PAGE_WIDTH", "printed_text_sizes", "per_set_figure", "graphs_figure",
+           "seed_bars", "checkpoint_name", "ratio_bars", "training_curve", "lever_bars", "FLAT_LABEL", "RATIO_LABEL", "ROLE_LABELS", "montage", "lever_curves", "ratio_heatmap",
            "GT_COLOUR", "PRED_COLOUR"]
 
 GT_COLOUR, PRED_COLOUR = "#D55E00", "#0072B2"  # ground truth red (vermillion), prediction blue, as the paper
@@ -29,14 +34,36 @@ ROLE_LABELS = {"train": "in distribution", "ood": "held-out category", "rig_tran
                "untrained": "not trained on (other benchmark version)"}
 
 
-def style() -> None:
-    """Apply the bundle's figure style (idempotent)."""
+PAGE_WIDTH = 7.0  # inches: the text width of a paper page; paper figures are drawn at this width
+MIN_POINTS = 8.0  # smallest text size on the printed page
+
+
+def style(paper: bool = False) -> None:
+    """Apply the bundle's figure style (idempotent). ``paper=True``: text sizes for a figure drawn at its printed
+    size (:data:`PAGE_WIDTH` wide): 9 pt, ticks and legends 8 pt."""
+    big, small = (9, 8) if paper else (11, 10)
     plt.rcParams.update({
-        "font.size": 11, "axes.titlesize": 12, "axes.labelsize": 11, "legend.fontsize": 10,
-        "xtick.labelsize": 10, "ytick.labelsize": 10, "axes.prop_cycle": plt.cycler(color=PALETTE),
-        "axes.spines.top": False, "axes.spines.right": False, "figure.dpi": 100, "savefig.dpi": 150,
-        "savefig.bbox": "tight", "pdf.fonttype": 42, "svg.hashsalt": "lfm",
+        "font.size": big, "axes.titlesize": big + (0 if paper else 1), "axes.labelsize": big,
+        "legend.fontsize": small, "xtick.labelsize": small, "ytick.labelsize": small, "figure.titlesize": big + 1,
+        "axes.prop_cycle": plt.cycler(color=PALETTE),
+        "axes.spines.top": False, "axes.spines.right": False, "figure.dpi": 100, "savefig.dpi": 150 if not paper
+        else 300, "savefig.bbox": "tight", "pdf.fonttype": 42, "svg.hashsalt": "lfm",
     })
+
+
+def printed_text_sizes(fig, width: float = PAGE_WIDTH) -> list[tuple[float, str]]:
+    """``(points, text)`` of every visible, non-empty text of ``fig`` as printed ``width`` inches wide (a figure
+    wider than that is shrunk to fit; a narrower one keeps its size), smallest first."""
+    fig.canvas.draw()
+    shrink = min(1.0, width / fig.get_size_inches()[0])
+    texts = [t for t in fig.findobj(plt.Text) if t.get_visible() and t.get_text().strip()
+             and t.get_window_extent().width > 0]
+    return sorted((t.get_fontsize() * shrink, t.get_text()) for t in texts)
+
+
+def checkpoint_name(res: dict) -> str:
+    """The name of the checkpoint of an evaluation result: its recipe, else its file's stem."""
+    return res.get("recipe") or Path(str(res.get("checkpoint", "checkpoint"))).stem
 
 
 def savefig(fig, path, *, formats=("png", "pdf")) -> list[Path]:
@@ -56,48 +83,114 @@ def savefig(fig, path, *, formats=("png", "pdf")) -> list[Path]:
     return out
 
 
-def ratio_bars(table, *, title: str, targets: dict | None = None, ax=None):
+def ratio_bars(table, *, title: str, targets: dict | None = None, ax=None, errors=None, width: float | None = None,
+               xlabel: str = RATIO_LABEL):
     """Grouped horizontal bars of ratios to flat: ``table`` is a DataFrame indexed by set (one row of bars each),
-    one column per series (view protocols, graphs). ``targets``: ``{label: value}`` drawn as dashed lines."""
-    style()
+    one column per series (view protocols, graphs). ``targets``: ``{label: value}`` drawn as dashed lines;
+    ``errors``: a DataFrame like ``table`` of whisker half-lengths (e.g. the sample sd over seeds; NaN or 0: none).
+    ``width``: draw at this printed width (paper text sizes, the legend above the data, full width)."""
+    style(paper=width is not None)
     n = len(table.columns)
     if ax is None:
-        _, ax = plt.subplots(figsize=(10, 0.13 * n * len(table) + 0.12 * len(table) + 1.4))
+        size = (width or 10, 0.13 * n * len(table) + 0.12 * len(table) + 1.4 + (0.5 + 0.15 * ((n + 2) // 2) if width else 0))
+        _, ax = plt.subplots(figsize=size)
     y = np.arange(len(table))
     h = 0.8 / max(n, 1)
     for k, col in enumerate(table.columns):
-        ax.barh(y + h * (k - (n - 1) / 2), table[col].to_numpy(), height=h, label=str(col), color=PALETTE[k % 8])
+        err = None if errors is None else np.nan_to_num(errors[col].to_numpy(dtype=float))
+        ax.barh(y + h * (k - (n - 1) / 2), table[col].to_numpy(), height=h, label=str(col), color=PALETTE[k % 8],
+                xerr=err if err is not None and err.any() else None, error_kw={"lw": 1.0, "capsize": 2.5})
     ax.axvline(1.0, color="0.4", ls=":", lw=1.2, label=FLAT_LABEL)
     for i, (label, v) in enumerate((targets or {}).items()):
         ax.axvline(v, color="0.25", ls="--", lw=0.9, dashes=(4 + 2 * i, 2), label=label)
     ax.set_yticks(y, [str(i) for i in table.index])
     ax.invert_yaxis()
-    ax.set_xlabel(RATIO_LABEL)
+    ax.set_xlabel(xlabel)
+    if width:  # title and legend above the data, over the figure's full width
+        import textwrap
+
+        fig, H = ax.figure, ax.figure.get_size_inches()[1]
+        lines = textwrap.wrap(title, 100)
+        fig.suptitle("\n".join(lines), y=1 - 0.04 / H, va="top")
+        handles, labels = ax.get_legend_handles_labels()
+        rows = -(-len(labels) // 2)
+        top = 0.08 + 0.17 * len(lines)
+        fig.legend(handles, labels, loc="upper center", ncol=2, frameon=False, bbox_to_anchor=(0.5, 1 - top / H))
+        fig.tight_layout()  # left and bottom margins for the labels; the top is the legend's
+        fig.subplots_adjust(top=1 - (top + 0.155 * rows + 0.12) / H)
+        return fig
     ax.set_title(title)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     ax.figure.tight_layout()
     return ax.figure
 
 
-def ratio_heatmap(table, *, title: str, vmax: float = 2.0, vmin: float = 0.0):
-    """Ratios to flat as a table of colours with the values written in: rows = sets, columns = series (e.g. the
-    graphs given to the model). Below 1 (better than flat) is purple, above (worse) orange (a colour-blind-safe
-    diverging map centred on the flat guess)."""
-    from matplotlib.colors import TwoSlopeNorm
+def seed_bars(means, sds, *, title: str, seeds: int, width: float = PAGE_WIDTH):
+    """:func:`ratio_bars` of the mean over ``seeds`` training runs with whiskers of the sample standard deviation
+    (``sds``, same shape as ``means``), drawn at the printed ``width``; the x label says what bar and whisker are."""
+    spread = (f"bar: mean over {seeds} seeds, whisker: sample standard deviation" if seeds > 1
+              else "bar: one training run (a single seed: no spread to show)")
+    return ratio_bars(means, title=title, errors=sds if seeds > 1 else None, width=width,
+                      xlabel=f"{RATIO_LABEL}\n{spread}")
 
-    style()
+
+def _diverging(lo: float, hi: float, centre: float = 1.0, cmap: str = "PuOr_r"):
+    """A colour map and norm for values in ``[lo, hi]``: a colour-blind-safe diverging map whose middle colour sits
+    at ``centre`` with the same change of colour per unit on both sides, cut to the data range (the colour bar
+    spans the data, not twice it)."""
+    from matplotlib.colors import ListedColormap, Normalize
+
+    half = max(centre - lo, hi - centre, 1e-9)
+    a, b = (lo - (centre - half)) / (2 * half), (hi - (centre - half)) / (2 * half)
+    return ListedColormap(plt.get_cmap(cmap)(np.linspace(a, b, 256))), Normalize(lo, hi)
+
+
+def _ink(rgba) -> str:
+    """Black or white text, whichever reads better on a cell of colour ``rgba``."""
+    r, g, b = rgba[:3]
+    return "white" if 0.2126 * r + 0.7152 * g + 0.0722 * b < 0.45 else "black"
+
+
+def ratio_heatmap(table, *, title: str, vmax: float | None = None, vmin: float | None = None, groups=None,
+                  width: float | None = None):
+    """Ratios to flat as a table of colours with the values written in: rows = sets, columns = series (e.g. the
+    graphs given to the model). Below 1 (better than flat) is purple, above (worse) orange, white at 1 (a
+    colour-blind-safe diverging map centred on the flat guess); the colour bar spans ``[vmin, vmax]``, by default
+    the data range. ``groups``: ``[(label, n_rows)]`` in row order, drawn as separated blocks named on the right.
+    ``width``: the figure's width in inches (paper text sizes; default: wide enough for the columns)."""
+    style(paper=width is not None)
+    vals = table.to_numpy(dtype=float)
+    lo = float(np.nanmin(vals)) if vmin is None else vmin
+    hi = float(np.nanmax(vals)) if vmax is None else vmax
+    cmap, norm = _diverging(min(lo, 1.0 - 1e-3), max(hi, 1.0 + 1e-3))
     R, C = table.shape
-    fig, ax = plt.subplots(figsize=(1.3 * C + 3.2, 0.27 * R + 1.6))
-    im = ax.imshow(table.to_numpy(dtype=float), cmap="PuOr_r", norm=TwoSlopeNorm(1.0, vmin, vmax), aspect="auto")
+    size = (width, 0.17 * R + 1.5) if width else (1.3 * C + 3.2, 0.27 * R + 1.6)
+    fig, ax = plt.subplots(figsize=size)
+    im = ax.imshow(vals, cmap=cmap, norm=norm, aspect="auto", interpolation="nearest")
     for i in range(R):
         for j in range(C):
-            v = table.iat[i, j]
-            ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=8,
-                    color="white" if abs(v - 1) > 0.6 * (vmax - 1) else "black")
-    ax.set_xticks(range(C), [str(c) for c in table.columns], rotation=30, ha="right")
+            v = vals[i, j]
+            if np.isfinite(v):
+                ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=8, color=_ink(cmap(norm(v))))
+    ax.set_xticks(range(C), [str(c) for c in table.columns], rotation=30 if not width else 0,
+                  ha="right" if not width else "center")
     ax.set_yticks(range(R), [str(i) for i in table.index])
+    ax.tick_params(length=0)
+    for side in ("left", "bottom"):
+        ax.spines[side].set_visible(False)
+    start = 0
+    for label, n in groups or []:
+        if start:
+            ax.axhline(start - 0.5, color="black", lw=1.5)
+        ax.text(C - 0.4, start - 0.4, label, ha="left", va="top", fontsize=8)
+        start += n
     ax.set_title(title)
-    fig.colorbar(im, ax=ax, label=RATIO_LABEL, shrink=0.6)
+    if width:
+        ax.xaxis.tick_top()
+        fig.colorbar(im, ax=ax, label=RATIO_LABEL, orientation="horizontal", location="bottom", pad=0.02,
+                     fraction=0.03, aspect=40)
+    else:
+        fig.colorbar(im, ax=ax, label=RATIO_LABEL, shrink=0.6)
     fig.tight_layout()
     return fig
 
@@ -190,3 +283,103 @@ def montage(items: list[dict], *, title: str, cols: int = 4):
     fig.suptitle(title)
     fig.tight_layout(rect=(0, 0.05, 1, 1))
     return fig
+
+
+# ------------------------------------------------------------------------------------------------ 03_evaluate
+
+ROLES = ("train", "ood", "rig_transfer", "untrained")
+SERIES = {"realistic": "realistic cameras", "so3_ortho": "SO(3) orthographic cameras",
+          "real_2d": "the set's real 2D (DeepLabCut)"}
+
+
+def _per_set(res: dict, graph: str = "trained"):
+    """Per set of an evaluation result: role and the ratio to flat (reflection allowed) of each 2D source, the
+    sets of each role sorted by the realistic ratio, roles in :data:`ROLES` order."""
+    import pandas as pd
+
+    df = pd.DataFrame([r for r in res["rows"] if r["graph"] == graph])
+    df["series"] = [p if d == "synthetic" else "real_2d" for p, d in zip(df["protocol"], df["two_d"])]
+    t = df.pivot_table(index="category", columns="series", values="ratio_refl")
+    t["role"] = df.groupby("category")["role"].first()
+    t["order"] = [(ROLES.index(r) if r in ROLES else len(ROLES), v) for r, v in zip(t["role"], t["realistic"])]
+    return t.sort_values("order").drop(columns="order")
+
+
+TARGET_STYLES = {"ratio_refl": ("target: mean of the panel's sets", (5, 2)),
+                 "max_ratio_refl": ("target: every set of the panel", (6, 1.5, 1, 1.5))}
+TARGET_SHORT = {"ratio_refl": "mean", "max_ratio_refl": "every set"}
+
+
+def _target_lines(targets, role: str):
+    """``(statistic, bound)`` of the targets (``lfm.evaluate.TARGETS`` rows: name, role, graph, statistic, bound)
+    on the trained graph that apply to the sets of ``role``."""
+    return [(stat, bound) for _, r, g, stat, bound in targets if r == role and g == "trained" and stat in TARGET_STYLES]
+
+
+def per_set_figure(res: dict, *, targets=(), width: float = PAGE_WIDTH):
+    """One checkpoint's ``03_evaluate`` result (``res``: its JSON) per set on the trained graph with reflection
+    allowed: one bar per 2D source (realistic and SO(3) cameras, and the real 2D where a set has one), one panel
+    per role (in distribution, held-out category, held-out rig, not trained on); each target is drawn in the panel
+    of the sets it applies to (``targets``: ``lfm.evaluate.TARGETS``), its bound written in the panel's title."""
+    style(paper=True)
+    t = _per_set(res)
+    series = [k for k in SERIES if k in t.columns]
+    roles = [r for r in ROLES if (t["role"] == r).any()]
+    counts = [int((t["role"] == r).sum()) for r in roles]
+    row_h = 0.055 * (len(series) + 1)
+    H = row_h * sum(counts) + 0.42 * len(roles) + 1.0
+    fig, axes = plt.subplots(len(roles), 1, sharex=True, squeeze=False, height_ratios=counts, figsize=(width, H))
+    hi = max(1.1, float(np.nanmax(t[series].to_numpy())) * 1.04)
+    handles = {}
+    for ax, role in zip(axes[:, 0], roles):
+        sub = t[t["role"] == role]
+        h = 0.8 / len(series)
+        for i, (_, row) in enumerate(sub.iterrows()):
+            have = [k for k in series if np.isfinite(row[k])]
+            for j, k in enumerate(have):
+                handles[SERIES[k]] = ax.barh(i + h * (j - (len(have) - 1) / 2), row[k], height=h,
+                                             color=PALETTE[series.index(k)], label=SERIES[k])
+        handles[FLAT_LABEL] = ax.axvline(1.0, color="0.4", ls=":", lw=1.2)
+        lines = _target_lines(targets, role)
+        for stat, bound in lines:
+            label, dashes = TARGET_STYLES[stat]
+            handles[label] = ax.axvline(bound, color="0.15", ls="--", lw=1.0, dashes=dashes)
+        ax.set_yticks(np.arange(len(sub)), list(sub.index))
+        ax.set_ylim(len(sub) - 0.5, -0.5)
+        ax.set_xlim(0, hi)
+        bounds = ", ".join(f"{TARGET_SHORT[st]} ≤ {b}" for st, b in lines)
+        ax.set_title(f"{ROLE_LABELS[role]}: {len(sub)} set{'s' if len(sub) > 1 else ''}"
+                     + (f"; targets: {bounds}" if len(lines) > 1 else f"; target: {bounds}" if lines else ""),
+                     loc="left")
+        ax.tick_params(axis="y", length=0)
+        ax.grid(axis="x", color="0.9", lw=0.6)
+        ax.set_axisbelow(True)
+    axes[-1, 0].set_xlabel(RATIO_LABEL)
+    order = [SERIES[k] for k in series] + [FLAT_LABEL] + [v[0] for v in TARGET_STYLES.values()]
+    order = [k for k in order if k in handles]
+    fig.legend([handles[k] for k in order], order, loc="upper center", ncol=2, frameon=False,
+               bbox_to_anchor=(0.5, 1.0 - 0.3 / H))
+    fig.suptitle(f"Checkpoint {checkpoint_name(res)}: PA-MPJPE / flat guess per set, trained graph, reflection "
+                 "allowed", y=1.0 - 0.05 / H, va="top")
+    rows = -(-len(handles) // 2)
+    fig.tight_layout(rect=(0, 0, 1, 1 - (0.3 + 0.15 * rows) / H))
+    return fig
+
+
+def graphs_figure(res: dict, graphs=None, *, width: float = PAGE_WIDTH):
+    """One checkpoint's ``03_evaluate`` result per set and per graph given to the model (realistic cameras,
+    synthetic 2D, reflection allowed), the sets grouped by role in the order of :func:`per_set_figure`."""
+    import pandas as pd
+
+    t = _per_set(res)
+    df = pd.DataFrame([r for r in res["rows"] if r["protocol"] == "realistic" and r["two_d"] == "synthetic"])
+    g = df.pivot_table(index="category", columns="graph", values="ratio_refl")
+    graphs = [c for c in (graphs or dict.fromkeys(df["graph"])) if c in g.columns]  # the evaluation's order
+    g = g.loc[[c for c in t.index if c in g.index], graphs]
+    roles = t.loc[g.index, "role"]
+    short = {"train": "in\ndistribution", "ood": "held-out\ncategory", "rig_transfer": "held-out\nrig",
+             "untrained": "not\ntrained on"}
+    groups = [(short[r], int((roles == r).sum())) for r in ROLES if (roles == r).any()]
+    return ratio_heatmap(g, width=width, groups=groups,
+                         title=f"Checkpoint {checkpoint_name(res)}: PA-MPJPE / flat guess per graph given to the "
+                               "model\n(realistic cameras, reflection allowed)")
