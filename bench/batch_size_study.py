@@ -20,11 +20,12 @@ from lfm import paths
 from lfm.train import _validate, draw_batch, read_recipe, recipe_configs, setup, train_step
 
 
-def curve(batch: int, samples: int, evals: int, overrides: dict, log=print) -> dict:
+def curve(batch: int, samples: int, evals: int, overrides: dict, precision: str = "float32", log=print) -> dict:
     out = tempfile.mkdtemp(prefix="lfm-bs-")
     lr = 5e-4 * math.sqrt(batch / 64)
     (_, m, t), *_ = recipe_configs(read_recipe("params/train_open_v2.yaml"), out,
-                                   {"threads": 1, "init_from": "", "batch_size": batch, "lr": lr, **overrides})
+                                   {"threads": 1, "init_from": "", "batch_size": batch, "lr": lr,
+                                    "precision": precision, **overrides})
     run = setup(m, t, out)
     steps = max(1, samples // batch)
     warm = max(1, steps // 10)
@@ -41,8 +42,8 @@ def curve(batch: int, samples: int, evals: int, overrides: dict, log=print) -> d
             v = _validate(run)["mean"]
             rows.append({"step": s, "samples": s * batch, "train_s": train_s, "val_ratio_refl": v["ratio_refl"],
                          "val_refl": v["model_refl"]})
-            log(f"batch {batch:5d} step {s:5d} samples {s * batch:7d} {train_s:6.0f} s  x flat {v['ratio_refl']:.3f}")
-    return {"batch": batch, "lr": lr, "warmup_steps": warm, "curve": rows}
+            log(f"batch {batch:5d} {precision} step {s:5d} samples {s * batch:7d} {train_s:6.0f} s  x flat {v['ratio_refl']:.3f}")
+    return {"batch": batch, "precision": precision, "lr": lr, "warmup_steps": warm, "curve": rows}
 
 
 def figure(curves: list[dict]) -> None:
@@ -55,7 +56,7 @@ def figure(curves: list[dict]) -> None:
     for c in curves:
         x = [r["samples"] / 1e3 for r in c["curve"]]
         y = [r["val_ratio_refl"] for r in c["curve"]]
-        lab = f"batch {c['batch']} (lr {c['lr']:.1e})"
+        lab = f"batch {c['batch']}, {c['precision']}, lr {c['lr']:.1e}"
         ax[0].plot(x, y, marker="o", ms=3, label=lab)
         ax[1].plot([r["train_s"] / 60 for r in c["curve"]], y, marker="o", ms=3, label=lab)
     ax[0].set_xlabel("training samples seen (thousands)")
@@ -74,7 +75,8 @@ def figure(curves: list[dict]) -> None:
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--samples", type=int, default=200_000, help="training samples per batch size")
-    ap.add_argument("--batches", type=int, nargs="+", default=[64, 256, 1024, 4096])
+    ap.add_argument("--batches", nargs="+", default=["64", "256", "1024", "4096"],
+                    help="batch sizes, each optionally with a precision: 256:bfloat16 (default float32)")
     ap.add_argument("--evals", type=int, default=8, help="validation points per curve")
     ap.add_argument("--quick", action="store_true", help="tiny run (checks that the script works)")
     ap.add_argument("--batch-path", default="", help="TrainConfig.batches (empty = the default)")
@@ -84,10 +86,13 @@ def main():
     if args.batch_path:
         over["batches"] = args.batch_path
     if args.quick:
-        args.samples, args.batches, args.evals, over = 256, [16, 64], 2, {**over, "val_frames": 4, "train_stride": 50}
-    curves = [curve(b, args.samples, args.evals, over) for b in args.batches]
-    best = {c["batch"]: min(r["val_ratio_refl"] for r in c["curve"]) for c in curves}
-    per_hour = {c["batch"]: c["curve"][-1]["samples"] / c["curve"][-1]["train_s"] * 3600 for c in curves}
+        args.samples, args.batches, args.evals, over = 256, ["16", "64:bfloat16"], 2, {**over, "val_frames": 4,
+                                                                                      "train_stride": 50}
+    configs = [(int(b.split(":")[0]), b.split(":")[1] if ":" in b else "float32") for b in args.batches]
+    curves = [curve(b, args.samples, args.evals, over, p) for b, p in configs]
+    key = lambda c: f"{c['batch']}:{c['precision']}"  # noqa: E731
+    best = {key(c): min(r["val_ratio_refl"] for r in c["curve"]) for c in curves}
+    per_hour = {key(c): c["curve"][-1]["samples"] / c["curve"][-1]["train_s"] * 3600 for c in curves}
     write("batch_size_study" + ("_quick" if args.quick else ""),
           {"curves": curves, "best_val_ratio": best, "samples_per_cpu_hour": per_hour,
            "samples_per_batch_size": args.samples, "overrides": over,

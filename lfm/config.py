@@ -78,6 +78,8 @@ class TrainConfig:
                         "of their trajectories train, the rest test (lfm.data.benchmark.split_present)")
     batch_size: int = _f(64, "samples per step (not stated in the paper)", min=1)
     lr: float = _f(1e-3, "AdamW learning rate (paper: 1e-3)", above=0.0)
+    warmup_steps: int = _f(0, "linear learning-rate warm-up over the first optimiser steps, 0 = none (large "
+                           "batches and fresh AdamW state on a trained model)", min=0)
     weight_decay: float = _f(1e-4, "AdamW weight decay (not stated in the paper)", min=0.0)
     epoch_steps: int = _f(200, "optimiser steps per epoch (one validation + checkpoint each)", min=1)
     max_epochs: int = _f(1000, "upper bound on epochs", min=1)
@@ -117,7 +119,8 @@ class TrainConfig:
     batches: str = _f("device", "device = batches drawn in torch on the training device, vectorised "
                       "(lfm.data.device_batches, always bucketed); numpy = the per-category numpy reference path "
                       "(lfm.data.dataset.FrameDataset.batch)", choices=("device", "numpy"))
-    precision: str = _f("auto", "auto = bf16 autocast on CUDA, float32 on CPU; bfloat16 = bf16 autocast everywhere; "
+    precision: str = _f("auto", "auto = bf16 autocast on CUDA and on CPUs with bf16 instructions (AVX512-BF16, "
+                        "AMX; attention stays float32 there), else float32; bfloat16 = bf16 autocast everywhere; "
                         "float32 = none", choices=("auto", "float32", "bfloat16"))
 
     def __post_init__(self):

@@ -85,11 +85,16 @@ class HybridLayer(nn.Module):
         q, k, v = qkv.unbind(0)  # (B, nb, H, N, hd) each; unbind's backward stacks (a select's fills zeros)
         p = self.dropout if self.training else 0.0
         if "bias" in masks:  # plain matmul attention, both branches in one batched matmul (short N on a CPU)
-            a = (q @ k.transpose(-1, -2)) * (D // H) ** -0.5 + masks["bias"]  # (B, nb, H, N, N)
-            o = F.dropout(a.softmax(-1), p, self.training) @ v  # (B, nb, H, N, hd)
-        else:  # fused SDPA kernels, one call per branch
-            o = torch.stack([F.scaled_dot_product_attention(qi, ki, vi, attn_mask=masks[name], dropout_p=p)
-                             for qi, ki, vi, name in zip(q.unbind(1), k.unbind(1), v.unbind(1), self.branches)], 1)
+            # contiguous operands (a transposed view makes the CPU's batched matmul several times slower)
+            q, k, v = (q * (D // H) ** -0.5).contiguous(), k.contiguous(), v.contiguous()
+            a = (q @ k.transpose(-1, -2)).float() + masks["bias"]  # (B, nb, H, N, N), softmax in float32
+            o = F.dropout(a.softmax(-1).to(v.dtype), p, self.training) @ v  # (B, nb, H, N, hd)
+        else:  # fused SDPA kernels, one call per branch (float32 on a CPU: its bf16 kernels are slower)
+            if x.device.type == "cpu":
+                q, k, v = q.float(), k.float(), v.float()
+            with torch.autocast(x.device.type, enabled=x.device.type != "cpu" and torch.is_autocast_enabled(x.device.type)):
+                o = torch.stack([F.scaled_dot_product_attention(qi, ki, vi, attn_mask=masks[name], dropout_p=p)
+                                 for qi, ki, vi, name in zip(q.unbind(1), k.unbind(1), v.unbind(1), self.branches)], 1)
         u = o.permute(0, 3, 1, 2, 4).reshape(B, N, nb * D)  # (B, N, nb*D) = concat(L, G), heads in order
         x = x + self.drop(self.proj(u))
         return x + self.drop(self.mlp(self.ln2(x)))
@@ -187,14 +192,15 @@ class LFM(nn.Module):
         return mask.bool(), adjacency.bool()
 
 
-# Plain matmul attention beats the CPU's SDPA kernels for short sequences (bench/train_step_cpu.py measured, at
-# d = 64 and one thread, +5-20 % steps/s for N <= 41 and -20 % at N = 100); a GPU always takes the fused kernels.
-MATMUL_ATTENTION_MAX_N = 64
+# Plain matmul attention on contiguous operands beats the CPU's SDPA kernels for short sequences (measured at d = 64,
+# one thread, batch 256, bf16 linears: the whole step 3-5 % faster with the cut at 48 than at 64, SDPA 20 % faster at
+# N = 100); a GPU always takes the fused kernels.
+MATMUL_ATTENTION_MAX_N = 48
 
 
 def use_matmul_attention(device: torch.device, n: int) -> bool:
     """Whether :class:`HybridLayer` uses plain matmul attention (CPU, ``n <= MATMUL_ATTENTION_MAX_N``) or SDPA."""
-    return device.type == "cpu" and n <= MATMUL_ATTENTION_MAX_N and not torch.is_autocast_enabled("cpu")
+    return device.type == "cpu" and n <= MATMUL_ATTENTION_MAX_N
 
 
 def _attention_masks(valid: torch.Tensor, adjacency: torch.Tensor | None, branches=("global",), *,

@@ -1,6 +1,7 @@
-"""The README's result tables, generated from the committed result files (``python -m lfm.report``).
+"""The README's and docs' result tables, generated from the committed result files (``python -m lfm.report``).
 
-Each table is written between ``<!-- report:NAME -->`` and ``<!-- /report:NAME -->`` markers in README.md;
+Each table is written between ``<!-- report:NAME -->`` and ``<!-- /report:NAME -->`` markers in README.md or in one
+file of docs/;
 ``python -m lfm.report --write`` refreshes them, and ``tests/test_report.py`` fails when README and ``results/``
 disagree. Sources: ``results/evaluate.json`` (the checkpoint of the paper run, by default the shipped one),
 ``results/evaluate_v1.json`` (the previous shipped checkpoint on the same benchmark), ``results/ablations.json``,
@@ -308,33 +309,50 @@ def tables() -> dict[str, str]:
 def _replace(text: str, name: str, body: str) -> str:
     pat = re.compile(rf"(<!-- report:{name} -->\n)(?:.*?\n)?(<!-- /report:{name} -->)", re.S)
     if not pat.search(text):
-        raise ValueError(f"README.md has no <!-- report:{name} --> ... <!-- /report:{name} --> block; add one where "
-                         "the table belongs.")
+        raise ValueError(f"no <!-- report:{name} --> ... <!-- /report:{name} --> block; add one where the table "
+                         "belongs (README.md or docs/*.md).")
     return pat.sub(lambda m: m.group(1) + body + "\n" + m.group(2), text)
 
 
-def write_readme(path=None) -> Path:
-    """Refresh every generated table in README.md (atomically)."""
+def documents(root=None) -> list[Path]:
+    """The files that hold generated tables: README.md (the front page) and docs/*.md."""
+    root = Path(root or paths.root())
+    return [root / "README.md", *sorted((root / "docs").glob("*.md"))]
+
+
+def _home(name: str, texts: dict) -> Path:
+    """The one document that holds the block of table ``name``."""
+    found = [p for p, t in texts.items() if f"<!-- report:{name} -->" in t]
+    if len(found) != 1:
+        where = ", ".join(str(p) for p in found) or "none of README.md, docs/*.md"
+        raise ValueError(f"table {name!r}: its <!-- report:{name} --> ... <!-- /report:{name} --> block must be in "
+                         f"exactly one of README.md and docs/*.md (found in: {where}); add or remove one.")
+    return found[0]
+
+
+def write_readme(root=None) -> list[Path]:
+    """Refresh every generated table in README.md and docs/*.md (each file written atomically)."""
     from .results import atomic_write_text
 
-    path = Path(path or paths.root() / "README.md")
-    text = path.read_text()
+    texts = {p: p.read_text() for p in documents(root)}
+    changed = set()
     for name, body in tables().items():
-        text = _replace(text, name, body)
-    return atomic_write_text(path, text)
+        home = _home(name, texts)
+        texts[home] = _replace(texts[home], name, body)
+        changed.add(home)
+    return [atomic_write_text(p, texts[p]) for p in sorted(changed)]
 
 
-def check_readme(path=None) -> list[str]:
-    """Names of the generated tables that README.md does not hold verbatim."""
-    path = Path(path or paths.root() / "README.md")
-    text = path.read_text()
+def check_readme(root=None) -> list[str]:
+    """Names of the generated tables that README.md and docs/*.md do not hold verbatim."""
+    text = "\n".join(p.read_text() for p in documents(root))
     return [name for name, body in tables().items() if f"<!-- report:{name} -->\n{body}\n<!-- /report:{name} -->"
             not in text]
 
 
 if __name__ == "__main__":
     if "--write" in sys.argv:
-        print(f"wrote {write_readme()}")
+        print("wrote " + ", ".join(str(p) for p in write_readme()))
     else:
         for name, body in tables().items():
             print(f"<!-- report:{name} -->\n{body}\n<!-- /report:{name} -->\n")

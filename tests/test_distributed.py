@@ -18,7 +18,7 @@ TINY = {
     "model": {"d_model": 16, "n_heads": 2, "n_layers": 1},
     "train": {"categories": ["mouse_sleap", "face"], "batch_size": 8, "epoch_steps": 3, "max_epochs": 2,
               "val_frames": 8, "seed": 3, "threads": 1, "device": "cpu", "bucket": False, "rig_aug": 0.5,
-              "graph": "mix", "batches": "numpy"},
+              "graph": "mix", "batches": "numpy", "precision": "float32"},  # exact 1 vs 2 processes: no bf16
 }
 
 

@@ -118,3 +118,21 @@ def test_every_package_file_is_tracked_by_git():
               for p in (ROOT / d).rglob("*") if p.is_file() and p.suffix in (".py", ".json", ".ipynb")
               and "__pycache__" not in p.parts and ".ipynb_checkpoints" not in p.parts}
     assert wanted <= tracked, f"files not tracked by git (check .gitignore): {sorted(wanted - tracked)}"
+
+
+def test_readme_front_page_is_short_and_its_links_resolve():
+    """The README is a front page (about 150 lines); every relative link in it and in docs/ points at a file."""
+    readme = (ROOT / "README.md").read_text()
+    assert readme.count("\n") <= 160
+    for doc in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", doc.read_text()):
+            if not target.startswith(("http://", "https://")):
+                assert (doc.parent / target).exists(), f"{doc.name}: link {target} does not exist"
+
+
+def test_every_numbered_notebook_checks_its_parameters():
+    """docs/notebooks.md promises it: the cell after the parameters cell calls lfm.pipeline.check_parameters."""
+    for nb_path in NOTEBOOKS:
+        cells = json.loads(nb_path.read_text())["cells"]
+        at = next(i for i, c in enumerate(cells) if "parameters" in c.get("metadata", {}).get("tags", []))
+        assert "check_parameters(" in "".join(cells[at + 1]["source"]), nb_path.name

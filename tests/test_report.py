@@ -50,3 +50,24 @@ def test_paper_table_reads_each_result_file_and_says_not_run_without_it(tmp_path
     assert "70.50 / 61.25 / 50.00 / 80.12 (held-out S7)" in t
     assert "absent / present = 1.00–2.00 (mean 1.50) over 2 held-out categories, 2 seed(s), 100 steps" in t
     assert "TPE better by 10.0 % (d = 64)" in t and "(+20.0 %)" in t and "100 steps, mean over seeds" in t
+
+
+def test_each_table_lives_in_exactly_one_document(tmp_path, monkeypatch):
+    """write_readme fills a block wherever it is (README.md or docs/*.md); a block in two files, or in none, is a
+    one-line error naming the table."""
+    (tmp_path / "docs").mkdir()
+    monkeypatch.setattr(report, "tables", lambda: {"a": "| x |", "b": "| y |"})
+    (tmp_path / "README.md").write_text("front\n<!-- report:a -->\nold\n<!-- /report:a -->\n")
+    (tmp_path / "docs" / "results.md").write_text("<!-- report:b -->\n<!-- /report:b -->\ntail\n")
+    assert report.check_readme(tmp_path) == ["a", "b"]
+    report.write_readme(tmp_path)
+    assert (tmp_path / "README.md").read_text() == "front\n<!-- report:a -->\n| x |\n<!-- /report:a -->\n"
+    assert (tmp_path / "docs" / "results.md").read_text() == "<!-- report:b -->\n| y |\n<!-- /report:b -->\ntail\n"
+    assert report.check_readme(tmp_path) == []
+    (tmp_path / "docs" / "more.md").write_text("<!-- report:a -->\n<!-- /report:a -->\n")
+    with pytest.raises(ValueError, match="table 'a'.*exactly one"):
+        report.write_readme(tmp_path)
+    (tmp_path / "docs" / "more.md").unlink()
+    (tmp_path / "docs" / "results.md").write_text("nothing\n")
+    with pytest.raises(ValueError, match="table 'b'"):
+        report.write_readme(tmp_path)

@@ -81,3 +81,19 @@ def test_unreadable_checkpoints_are_named(tmp_path):
     torch.save({"weights": 1}, other)
     with pytest.raises(CheckpointError, match="not written by lfm.train"):
         load_checkpoint(other)
+
+
+@needs_mirror
+def test_warmup_raises_the_learning_rate_linearly_then_holds_it(tmp_path, monkeypatch):
+    """lr of step s (0-based) is lr * (s + 1) / warmup_steps during the warm-up, then the configured lr."""
+    import lfm.train as T
+    from lfm.config import ModelConfig, TrainConfig
+
+    os.environ.setdefault("LFM_OFFLINE", "1")
+    seen, real = [], T.train_step
+    monkeypatch.setattr(T, "train_step", lambda model, opt, *a, **k: seen.append(opt.param_groups[0]["lr"]) or
+                        real(model, opt, *a, **k))
+    cfg = TrainConfig(categories=("mouse_sleap",), batch_size=4, epoch_steps=3, max_epochs=2, val_frames=4,
+                      device="cpu", lr=2e-3, warmup_steps=4)
+    T.train(ModelConfig(d_model=8, n_heads=2, n_layers=1), cfg, tmp_path, progress=False, log=lambda s: None)
+    assert seen == pytest.approx([2e-3 * s / 4 for s in (1, 2, 3, 4)] + [2e-3, 2e-3])
