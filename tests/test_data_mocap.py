@@ -1,4 +1,5 @@
-"""Forward-kinematics loaders of lfm.data.mocap (CMU ASF/AMC, Bandai Namco BVH, DeepMimic, IsaacGym AMP, AVES birds).
+"""Forward-kinematics loaders: lfm.data.asfamc (CMU ASF/AMC), lfm.data.bvh (Bandai Namco BVH), lfm.data.deepmimic
+(DeepMimic, IsaacGym AMP) and lfm.data.aves (AVES birds).
 
 Independent numbers: hand-computed Acclaim frames, bone lengths read from the files' own skeleton text (ASF length,
 BVH OFFSET, DeepMimic Attach, poselib local translations), the AMP rig against the DeepMimic character file (two
@@ -14,8 +15,9 @@ import re
 import numpy as np
 import pytest
 
-from lfm.data import mocap
+from lfm.data import asfamc, aves, bvh, deepmimic
 from lfm.data.fetch import DataUnavailableError, fetch, licence, registry
+from lfm.data.forward_kinematics import tree_edges
 
 from .conftest import is_tree, needs_mirror
 
@@ -94,11 +96,11 @@ b 0
 
 
 def test_asf_amc_forward_kinematics_against_hand_computed_frames():
-    asf = mocap.parse_asf(TOY_ASF)
+    asf = asfamc.parse_asf(TOY_ASF)
     assert asf["names"] == ["root", "a", "b"] and asf["parents"] == [-1, 0, 1]
-    motion, numbers = mocap.parse_amc(TOY_AMC, asf)
+    motion, numbers = asfamc.parse_amc(TOY_AMC, asf)
     assert numbers.tolist() == [1, 2]
-    P = mocap.asf_amc_positions(asf, motion, 2)
+    P = asfamc.asf_amc_positions(asf, motion, 2)
     # frame 1: root at (1,2,3) turned Ry(90). Bone a: C = Rz(90), M = Rx(90), so C M C^-1 = Ry(90) and
     # G_a = Ry(180); a's end = root + Ry(180) (0,2,0) = (1,4,3). Bone b: G_b = Ry(180) Rz(90);
     # Rz(90) (0,1,0) = (-1,0,0); Ry(180) (-1,0,0) = (1,0,0); b's end = (2,4,3).
@@ -106,13 +108,13 @@ def test_asf_amc_forward_kinematics_against_hand_computed_frames():
     # frame 2: root rx = ry = 90 with x applied first: G = Ry(90) Rx(90); Rx(90) (0,2,0) = (0,0,2);
     # Ry(90) (0,0,2) = (2,0,0). (The other order, Rx(90) Ry(90), would give (0,0,2).) b continues along a.
     np.testing.assert_allclose(P[1], [[0, 0, 0], [2, 0, 0], [3, 0, 0]], atol=1e-12)
-    assert mocap.cmu_metres_per_unit(asf) == pytest.approx(0.0254 / 0.45)
+    assert asfamc.cmu_metres_per_unit(asf) == pytest.approx(0.0254 / 0.45)
 
 
 def test_amc_rejects_a_bone_with_the_wrong_channel_count():
-    asf = mocap.parse_asf(TOY_ASF)
+    asf = asfamc.parse_asf(TOY_ASF)
     with pytest.raises(ValueError, match="bone 'a' has 2 values"):
-        mocap.parse_amc(TOY_AMC.replace("a 90\n", "a 90 1\n"), asf)
+        asfamc.parse_amc(TOY_AMC.replace("a 90\n", "a 90 1\n"), asf)
 
 
 # ------------------------------------------------------------------------------------------- CMU ASF/AMC (mirror)
@@ -122,7 +124,7 @@ def _amc_frame_count(name):
 
 @needs_mirror
 def test_cmu_loader(offline_cache):
-    cs = mocap.load_cmu_asfamc(clips=["02_01", "03_01"], fps=30)
+    cs = asfamc.load_cmu_asfamc(clips=["02_01", "03_01"], fps=30)
     assert cs.rig == "cmu_asf31" and cs.n_keypoints == 31 and cs.units == "m"
     assert_tree(cs)
     assert_rigid_per_clip(cs)
@@ -153,11 +155,11 @@ def test_cmu_euler_order_keeps_the_stance_foot_still(offline_cache, monkeypatch)
         v = np.linalg.norm(np.diff(feet[..., [0, 2]], axis=0), axis=-1)[np.arange(len(low)), low] * 120
         return np.median(v)
 
-    ok = sliding(mocap.load_cmu_asfamc(clips=["02_01"], fps=120))
-    euler = mocap._euler
-    monkeypatch.setattr(mocap, "_euler", lambda a, axes: euler(a[..., ::-1], axes[::-1]))
-    monkeypatch.setattr(mocap, "cached_arrays", lambda key, sources, build, **kw: build())
-    reversed_order = sliding(mocap.load_cmu_asfamc(clips=["02_01"], fps=120))
+    ok = sliding(asfamc.load_cmu_asfamc(clips=["02_01"], fps=120))
+    euler = asfamc.euler
+    monkeypatch.setattr(asfamc, "euler", lambda a, axes: euler(a[..., ::-1], axes[::-1]))
+    monkeypatch.setattr(asfamc, "cached_arrays", lambda key, sources, build, **kw: build())
+    reversed_order = sliding(asfamc.load_cmu_asfamc(clips=["02_01"], fps=120))
     assert ok < 0.15 < 0.25 < reversed_order
 
 
@@ -172,17 +174,17 @@ def test_bvh_position_channels_replace_the_offset(offline_cache):
     text = fetch(f"human_bandai_namco/data/{WALK}.bvh", progress=False).read_text()
     foot_offset = [float(v) for v in re.search(r"JOINT Foot_L\s*\{\s*OFFSET ([-\d.e ]+)\n", text).group(1).split()]
     assert np.linalg.norm(foot_offset) == pytest.approx(40.9854, abs=1e-4)
-    bvh = mocap.parse_bvh(text)
-    assert all(len(c) == 6 for c in bvh["channels"])
-    i, p = bvh["names"].index("Foot_L"), bvh["names"].index("LowerLeg_L")
-    right = mocap.bvh_positions(bvh, slice(0, 30))
-    doubled = mocap.bvh_positions(bvh, slice(0, 30), position_channels="add")
+    parsed = bvh.parse_bvh(text)
+    assert all(len(c) == 6 for c in parsed["channels"])
+    i, p = parsed["names"].index("Foot_L"), parsed["names"].index("LowerLeg_L")
+    right = bvh.bvh_positions(parsed, slice(0, 30))
+    doubled = bvh.bvh_positions(parsed, slice(0, 30), position_channels="add")
     shin = np.linalg.norm(right[:, i] - right[:, p], axis=-1)
     np.testing.assert_allclose(shin, 40.9854, atol=1e-3)
     np.testing.assert_allclose(np.linalg.norm(doubled[:, i] - doubled[:, p], axis=-1), 2 * 40.9854, atol=2e-3)
     # every bone of the loader equals its OFFSET length (cm -> m)
-    cs = mocap.load_bandai_namco(clips=[WALK])
-    offs = {n: np.linalg.norm(o) for n, o in zip(bvh["names"], bvh["offsets"])}
+    cs = bvh.load_bandai_namco(clips=[WALK])
+    offs = {n: np.linalg.norm(o) for n, o in zip(parsed["names"], parsed["offsets"])}
     expect = np.array([offs[cs.meta["joint_names"][j]] for j in cs.edges[:, 1]]) / 100
     np.testing.assert_allclose(bone_lengths(cs), np.broadcast_to(expect, (cs.n_frames, len(expect))), atol=BONE_ATOL)
 
@@ -190,7 +192,7 @@ def test_bvh_position_channels_replace_the_offset(offline_cache):
 @needs_mirror
 def test_bandai_loader(offline_cache):
     clips = [WALK, "dataset-1_bow_tired_001", "dataset-1_walk_proud_002", "dataset-1_walk_normal_002"]
-    cs = mocap.load_bandai_namco(clips=clips, fps=10)
+    cs = bvh.load_bandai_namco(clips=clips, fps=10)
     assert cs.rig == "bandai21" and cs.n_keypoints == 21 and cs.units == "m"
     assert_tree(cs)
     assert_rigid_per_clip(cs)
@@ -214,7 +216,7 @@ def test_bandai_loader(offline_cache):
     assert np.ptp(hips[:, 2]) > 1.0 and (0.8 < hips[:, 1]).all() and (hips[:, 1] < 1.05).all()
     first = sorted(n.split("/")[-1][:-4] for n in registry()
                    if n.startswith("human_bandai_namco/data/") and n.endswith(".bvh"))[:2]
-    assert list(dict.fromkeys(mocap.load_bandai_namco(max_clips=2).sequence)) == first
+    assert list(dict.fromkeys(bvh.load_bandai_namco(max_clips=2).sequence)) == first
 
 
 # ------------------------------------------------------------------------------------------- DeepMimic
@@ -229,7 +231,7 @@ def _attach_lengths(character, cs):
 
 @needs_mirror
 def test_deepmimic_humanoid(offline_cache):
-    cs = mocap.load_deepmimic("humanoid", clips=["walk", "run", "backflip"])
+    cs = deepmimic.load_deepmimic("humanoid", clips=["walk", "run", "backflip"])
     assert cs.rig == "deepmimic_humanoid15" and cs.n_keypoints == 15 and cs.units == "m"
     assert_tree(cs)
     assert_rigid_per_clip(cs)
@@ -240,13 +242,13 @@ def test_deepmimic_humanoid(offline_cache):
     neck, ankles = names.index("neck"), [names.index("left_ankle"), names.index("right_ankle")]
     stand = walk[:, neck, 1] - walk[:, ankles, 1].min(1)  # SOURCE.md: ankle to top joint about 1.25 m
     assert (stand > 1.15).all() and (stand < 1.3).all()
-    fast = mocap.load_deepmimic("humanoid", clips=["jump"], fps=30)  # 60 fps clip -> every 2nd frame
+    fast = deepmimic.load_deepmimic("humanoid", clips=["jump"], fps=30)  # 60 fps clip -> every 2nd frame
     assert fast.meta["frame"].tolist() == list(range(0, 107, 2))
 
 
 @needs_mirror
 def test_deepmimic_dog(offline_cache):
-    cs = mocap.load_deepmimic("dog")
+    cs = deepmimic.load_deepmimic("dog")
     assert cs.rig == "deepmimic_dog23" and cs.n_keypoints == 23 and cs.n_frames == 144  # SOURCE.md: 144 frames
     assert_tree(cs)
     assert_rigid_per_clip(cs)
@@ -257,13 +259,13 @@ def test_deepmimic_dog(offline_cache):
     assert (back - cs.points3d[:, paws, 1].min(1) > 0.4).all()  # +y up: the back above the lowest paw
     assert (back > cs.points3d[:, paws, 1].mean(1)).all()
     with pytest.raises(ValueError, match="'humanoid' or 'dog'"):
-        mocap.load_deepmimic("cat")
+        deepmimic.load_deepmimic("cat")
 
 
 # ------------------------------------------------------------------------------------------- IsaacGym AMP
 @needs_mirror
 def test_amp_loader(offline_cache):
-    cs = mocap.load_amp()
+    cs = deepmimic.load_amp()
     assert cs.rig == "amp_humanoid15" and cs.n_keypoints == 15 and cs.units == "m"
     assert cs.n_frames == 1751  # SOURCE.md
     assert_tree(cs)
@@ -280,7 +282,7 @@ def test_amp_loader(offline_cache):
     feet = [names.index("left_foot"), names.index("right_foot")]
     assert (walk[:, names.index("head"), 1] - walk[:, feet, 1].max(1) > 1.0).all()  # z-up source turned to +y
     assert walk[:, feet, 1].min() == pytest.approx(0.0, abs=0.05)  # feet on the floor (y = 0 after the turn)
-    half = mocap.load_amp(clips=["walk"], fps=30)
+    half = deepmimic.load_amp(clips=["walk"], fps=30)
     assert half.n_frames == 77 and half.meta["frame"][1] == 2
 
 
@@ -296,8 +298,8 @@ def test_amp_backflip_is_the_deepmimic_backflip(offline_cache):
     """Two formats, two forward kinematics, one motion: the AMP backflip (poselib pickle, z-up, xyzw) is the
     DeepMimic backflip (JSON, y-up, wxyz) retargeted to the same body. Equal to the float32 precision of the AMP
     file (2e-5 m) checks both readers, both quaternion orders and the z-up turn at once."""
-    a = mocap.load_amp(clips=["backflip"])
-    d = mocap.load_deepmimic("humanoid", clips=["backflip"])
+    a = deepmimic.load_amp(clips=["backflip"])
+    d = deepmimic.load_deepmimic("humanoid", clips=["backflip"])
     an, dn = a.meta["joint_names"], d.meta["joint_names"]
     A = a.points3d[:, [an.index(k) for k in AMP_TO_DEEPMIMIC]]
     D = d.points3d[:, [dn.index(v) for v in AMP_TO_DEEPMIMIC.values()]]
@@ -312,7 +314,7 @@ def test_skeleton_motion_reader_runs_no_foreign_code():
     buf = io.BytesIO()
     np.save(buf, np.array(Evil(), dtype=object), allow_pickle=True)
     with pytest.raises(pickle.UnpicklingError, match="unexpected object builtins.print"):
-        mocap.read_skeleton_motion(buf.getvalue(), "evil.npy")
+        deepmimic.read_skeleton_motion(buf.getvalue(), "evil.npy")
 
 
 # ------------------------------------------------------------------------------------------- AVES birds
@@ -333,22 +335,22 @@ def toy_bird(rng, n_joints=25, n_verts=60, n_basis=3):
 
 def test_aves_rest_pose_is_the_template_and_two_joints_by_hand(rng):
     model, _ = toy_bird(rng)
-    kp = mocap.aves_keypoints(model, np.zeros((1, 25, 3)), np.ones((1, 25)), np.zeros((1, 3)))[0]
+    kp = aves.aves_keypoints(model, np.zeros((1, 25, 3)), np.ones((1, 25)), np.zeros((1, 3)))[0]
     np.testing.assert_allclose(kp, model["vert2kpt"] @ model["V"], atol=1e-12)
     # two joints: J0 = 0, J1 = (1,0,0); vertex v = (2,0,0) fully on joint 1. Rotate joint 0 by 90 deg about z
     # and double bone 1: joint 1 goes to Rz(90) (2,0,0) = (0,2,0); v = J1' + Rz(90) (v - J1) = (0,2,0) + (0,1,0).
     m2 = {"V": np.array([[2.0, 0, 0]]), "J": np.array([[0.0, 0, 0], [1, 0, 0]]), "parents": np.array([-1, 0]),
           "weights": np.array([[0.0, 1.0]]), "vert2kpt": np.ones((18, 1)), "basis": np.zeros((1, 1, 3))}
     pose = np.array([[[0, 0, np.pi / 2], [0, 0, 0]]])
-    out = mocap.aves_keypoints(m2, pose, np.array([[1.0, 2.0]]), np.zeros((1, 1)))
+    out = aves.aves_keypoints(m2, pose, np.array([[1.0, 2.0]]), np.zeros((1, 1)))
     np.testing.assert_allclose(out[0, 0], [0, 3, 0], atol=1e-12)
 
 
 def test_sample_birds_is_seeded_and_one_shape_per_individual(rng):
     model, prior = toy_bird(rng)
-    a = mocap.sample_birds(model, prior, n_frames=50, n_individuals=4, seed=3)
-    b = mocap.sample_birds(model, prior, n_frames=50, n_individuals=4, seed=3)
-    c = mocap.sample_birds(model, prior, n_frames=50, n_individuals=4, seed=4)
+    a = aves.sample_birds(model, prior, n_frames=50, n_individuals=4, seed=3)
+    b = aves.sample_birds(model, prior, n_frames=50, n_individuals=4, seed=3)
+    c = aves.sample_birds(model, prior, n_frames=50, n_individuals=4, seed=4)
     np.testing.assert_array_equal(a["points"], b["points"])
     assert not np.allclose(a["points"], c["points"])
     assert a["points"].shape == (50, 18, 3) and np.bincount(a["individual"]).tolist() == [13, 13, 12, 12]
@@ -360,14 +362,14 @@ def test_sample_birds_is_seeded_and_one_shape_per_individual(rng):
 
 def test_bird_up_rotation_is_proper_and_puts_the_back_above_the_feet(rng):
     P = rng.normal(size=(18, 3))
-    k = {n: i for i, n in enumerate(mocap.BIRD_KEYPOINTS)}
-    R = mocap.bird_up_rotation(P)
+    k = {n: i for i, n in enumerate(aves.BIRD_KEYPOINTS)}
+    R = aves.bird_up_rotation(P)
     np.testing.assert_allclose(R @ R.T, np.eye(3), atol=1e-12)
     assert np.linalg.det(R) == pytest.approx(1.0)
     Q = P @ R.T
     assert Q[k["back"], 1] > (Q[k["left_foot"], 1] + Q[k["right_foot"], 1]) / 2
     assert Q[k["bill_tip"], 0] > Q[k["tail_tip"], 0]
-    assert len(mocap._tree_edges(mocap.BIRD_PARENTS)) == 17
+    assert len(tree_edges(aves.BIRD_PARENTS)) == 17
 
 
 @needs_mirror
@@ -384,13 +386,13 @@ def test_bird_loader(offline_cache):
         fetch("bird_aves/models/aves.pt", progress=False)
     except DataUnavailableError:
         pytest.skip("bird_aves/models/aves.pt is listed in MANIFEST.json but missing from this mirror")
-    cs = mocap.load_bird(n_frames=200, n_individuals=10, seed=0)
+    cs = aves.load_bird(n_frames=200, n_individuals=10, seed=0)
     assert cs.rig == "aves_bird18" and cs.points3d.shape == (200, 18, 3) and cs.synthetic
     assert_tree(cs)
     assert len(np.unique(cs.sequence)) == 10
-    again = mocap.load_bird(n_frames=200, n_individuals=10, seed=0)
+    again = aves.load_bird(n_frames=200, n_individuals=10, seed=0)
     np.testing.assert_array_equal(cs.points3d, again.points3d)
-    k = {n: i for i, n in enumerate(mocap.BIRD_KEYPOINTS)}
+    k = {n: i for i, n in enumerate(aves.BIRD_KEYPOINTS)}
     P = cs.points3d
     assert np.mean(P[:, k["back"], 1] > P[:, [k["left_foot"], k["right_foot"]], 1].max(1)) > 0.9
 
@@ -409,12 +411,12 @@ def test_load_bird_reads_an_aves_file(offline_cache, tmp_path, monkeypatch, rng)
            "Beta": torch.tensor(model["basis"], dtype=torch.float32), "Beta_sigma": torch.ones(3)}
     path = tmp_path / "aves.pt"
     torch.save(raw, path, _use_new_zipfile_serialization=False)
-    real_fetch = mocap.fetch
-    monkeypatch.setattr(mocap, "fetch", lambda name, **kw: path if name.endswith("aves.pt") else real_fetch(name, **kw))
-    monkeypatch.setattr(mocap, "cached_arrays", lambda key, sources, build, **kw: build())
-    cs = mocap.load_bird(n_frames=30, n_individuals=3, seed=1)
+    real_fetch = aves.fetch
+    monkeypatch.setattr(aves, "fetch", lambda name, **kw: path if name.endswith("aves.pt") else real_fetch(name, **kw))
+    monkeypatch.setattr(aves, "cached_arrays", lambda key, sources, build, **kw: build())
+    cs = aves.load_bird(n_frames=30, n_individuals=3, seed=1)
     assert cs.points3d.shape == (30, 18, 3) and cs.rig == "aves_bird18" and cs.synthetic
     assert_tree(cs)
     assert sorted(set(cs.sequence)) == ["bird000", "bird001", "bird002"]
-    np.testing.assert_array_equal(cs.points3d, mocap.load_bird(n_frames=30, n_individuals=3, seed=1).points3d)
+    np.testing.assert_array_equal(cs.points3d, aves.load_bird(n_frames=30, n_individuals=3, seed=1).points3d)
     assert cs.licence == licence("bird_aves/models/aves.pt")

@@ -76,7 +76,7 @@ NRSFM_SIZES = {"drink": (1102, 41), "pickup": (357, 41), "stretch": (370, 41), "
 @needs_mirror
 @pytest.mark.parametrize("seq", sorted(NRSFM_SIZES))
 def test_nrsfm_loader(seq, offline_cache):
-    from lfm.data.mocap import load_nrsfm
+    from lfm.data.nrsfm import load_nrsfm
 
     cs = load_nrsfm(seq)
     assert (cs.n_frames, cs.n_keypoints) == NRSFM_SIZES[seq]
@@ -89,7 +89,7 @@ def test_nrsfm_loader(seq, offline_cache):
 
 @needs_mirror
 def test_human41_sequences_share_one_graph(offline_cache):
-    from lfm.data.mocap import load_nrsfm
+    from lfm.data.nrsfm import load_nrsfm
 
     e = [load_nrsfm(s).edges.tolist() for s in ("drink", "pickup", "stretch", "yoga")]
     assert e[0] == e[1] == e[2] == e[3]

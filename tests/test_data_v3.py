@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from lfm.data import mocap, pig, shapes
+from lfm.data import aves, pig, shapes
 from lfm.data.fetch import fetch, licence
 
 from .conftest import components, is_tree, needs_mirror
@@ -172,16 +172,16 @@ def _skin_numpy(raw, pose, bone, beta):
 
 def test_aves_rest_pose_reproduces_the_template():
     raw = _raw_aves()
-    model, _ = mocap._read_aves(raw, {"p_m": raw["pose_mean"], "p_cov": raw["pose_cov"], "b_m": raw["bone_mean"],
+    model, _ = aves._read_aves(raw, {"p_m": raw["pose_mean"], "p_cov": raw["pose_cov"], "b_m": raw["bone_mean"],
                                       "b_cov": raw["bone_cov"]})
-    kp, joints = mocap.aves_pose(model, np.zeros((1, 25, 3)), np.ones((1, 25)), np.zeros((1, 15)))
+    kp, joints = aves.aves_pose(model, np.zeros((1, 25, 3)), np.ones((1, 25)), np.zeros((1, 15)))
     np.testing.assert_allclose(joints[0], raw["J"], atol=1e-9)
     np.testing.assert_allclose(kp[0], raw["vert2kpt"] @ raw["V"], atol=1e-4)  # SOURCE.md: max error 4e-6
 
 
 @pytest.mark.parametrize("rig, n", [("keypoints", 18), ("joints", 20)])
 def test_posed_birds_are_the_regressor_on_directly_skinned_vertices(rig, n):
-    cs = mocap.load_bird(n_frames=60, n_individuals=3, seed=5, rig=rig)
+    cs = aves.load_bird(n_frames=60, n_individuals=3, seed=5, rig=rig)
     assert cs.points3d.shape == (60, n, 3) and cs.units == "arbitrary" and is_tree(cs.edges, n)
     raw = _raw_aves()
     R = np.asarray(cs.meta["up_rotation"])
@@ -199,7 +199,7 @@ def test_bird_joint_rig_merges_only_coincident_joints():
     raw = _raw_aves()
     parents = raw["kintree_table"][0].astype(int)
     parents[0] = -1
-    kept, edges = mocap.aves_joint_rig(raw["J"], parents)
+    kept, edges = aves.aves_joint_rig(raw["J"], parents)
     assert len(kept) == 20 and is_tree(edges, 20)
     dropped = sorted(set(range(25)) - set(kept.tolist()))
     assert dropped == [3, 5, 13, 17, 21]

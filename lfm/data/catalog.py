@@ -1,6 +1,6 @@
 """The category table: one record per (category, rig) of the open data, the single place where its facts live.
 
-A record says how to load the set (a loader function of :mod:`lfm.data.mocap`, :mod:`~lfm.data.shapes`,
+A record says how to load the set (a loader function of :mod:`lfm.data.nrsfm`, :mod:`~lfm.data.bvh`, :mod:`~lfm.data.shapes`,
 :mod:`~lfm.data.hands`, :mod:`~lfm.data.lab_capture`, ...), which body it is (``category``, e.g. ``human``) and
 which keypoint layout (``rig`` with its keypoint count; the skeleton comes from the loaded data), its units, how
 its +y up axis was obtained, how it is split (a rule text and the function that applies it), how its graph was made,
@@ -129,7 +129,7 @@ def _lazy(module: str, fn: str, *args, **kwargs):
 
 
 def _nrsfm_human41():
-    from .mocap import load_nrsfm
+    from .nrsfm import load_nrsfm
 
     return CategorySet.concat([load_nrsfm(s) for s in ("drink", "pickup", "stretch", "yoga")])
 
@@ -151,21 +151,21 @@ RECORDS: tuple[Record, ...] = (
     Record("human41", "human", "human", "nrsfm_human41", 41, _nrsfm_human41, "arbitrary", "data +y",
            "train NRSfM drink+pickup+stretch; test yoga", sequences_named("yoga"),
            "motion MST over the category's sequences", "nrsfm_benchmark/yoga_rearranged.mat", _NRSFM_CITE),
-    Record("dance", "human", "human", "nrsfm_dance75", 75, _lazy("mocap", "load_nrsfm", "dance"), "arbitrary",
+    Record("dance", "human", "human", "nrsfm_dance75", 75, _lazy("nrsfm", "load_nrsfm", "dance"), "arbitrary",
            "data +y", "first 80% of frames train, last 20% test", last_fraction(0.2),
            "motion MST over the category's sequences", "nrsfm_benchmark/dance_rearranged.mat", _NRSFM_CITE),
-    Record("walking", "human", "human", "nrsfm_walking55", 55, _lazy("mocap", "load_nrsfm", "walking"), "arbitrary",
+    Record("walking", "human", "human", "nrsfm_walking55", 55, _lazy("nrsfm", "load_nrsfm", "walking"), "arbitrary",
            "data +y", "first 80% of frames train, last 20% test", last_fraction(0.2),
            "motion MST over the category's sequences", "nrsfm_benchmark/walking_rearranged.mat", _NRSFM_CITE),
-    Record("face", "face", "face", "nrsfm_face40", 40, _lazy("mocap", "load_nrsfm", "face"), "arbitrary",
+    Record("face", "face", "face", "nrsfm_face40", 40, _lazy("nrsfm", "load_nrsfm", "face"), "arbitrary",
            "data +y", "first 80% of frames train, last 20% test", last_fraction(0.2),
            "motion MST over the category's sequences", "nrsfm_benchmark/face_rearranged.mat", _NRSFM_CITE,
            articulated=False),
-    Record("shark", "shark", "animal", "nrsfm_shark91", 91, _lazy("mocap", "load_nrsfm", "jaws"), "arbitrary",
+    Record("shark", "shark", "animal", "nrsfm_shark91", 91, _lazy("nrsfm", "load_nrsfm", "jaws"), "arbitrary",
            "data +y", "first 80% of frames train, last 20% test", last_fraction(0.2),
            "motion MST over the category's sequences", "nrsfm_benchmark/jaws_rearranged.mat",
            "Torresani et al. 2008 (synthetic shark)", articulated=False),
-    Record("dog", "dog", "animal", "mann_dog27", 27, _lazy("mocap", "load_dog"), "m", "data +y",
+    Record("dog", "dog", "animal", "mann_dog27", 27, _lazy("dog_mocap", "load_dog"), "m", "data +y",
            "test clip walk09 (every 4th frame); train all other clips", sequences_named("walk09"),
            "motion MST over all clips", "dog_mocap_ai4animation/LICENSE.txt",
            "Zhang et al. 2018 (Mode-adaptive neural networks, AI4Animation)", test_stride=4),
@@ -197,24 +197,24 @@ RECORDS: tuple[Record, ...] = (
            "room axis with the head above the hips -> +y", "by recording day: days 1-3 train, day 4 test", sequences_named("day4"),
            "MVOR skeleton + 2 undocumented points joined to the wrists", "human_upperbody_mvor/camma_mvor_2018.json",
            "Srivastav et al. 2018 (MVOR)"),
-    Record("human_cmu31", "human", "human", "cmu_asf31", 31, _lazy("mocap", "load_cmu_asfamc"), "m", "data +y",
+    Record("human_cmu31", "human", "human", "cmu_asf31", 31, _lazy("asfamc", "load_cmu_asfamc"), "m", "data +y",
            "by subject: subjects 01 and 03 train, subject 02 test", sequences_named(*_CMU02),
            "ASF bone hierarchy", "human_cmu_asfamc/subjects/01/01.asf",
            "CMU Graphics Lab Motion Capture Database (mocap.cs.cmu.edu)"),
     Record("human_deepmimic15", "human", "human", "deepmimic_humanoid15", 15,
-           _lazy("mocap", "load_deepmimic", "humanoid", include_long=True, fps=30), "m", "data +y",
+           _lazy("deepmimic", "load_deepmimic", "humanoid", include_long=True, fps=30), "m", "data +y",
            "by clip: the last 20% of source clips by name test (a clip and its mirrored copy together)",
            last_sequences(0.2, "source_clip"), "DeepMimic character parent table",
            "human_dog_deepmimic/data/characters/humanoid3d.txt", "Peng et al. 2018 (DeepMimic)"),
-    Record("human_amp15", "human", "human", "amp_humanoid15", 15, _lazy("mocap", "load_amp"), "m",
+    Record("human_amp15", "human", "human", "amp_humanoid15", 15, _lazy("deepmimic", "load_amp"), "m",
            "source z -> +y", "by clip: hop test (a motion no other set has), the other five clips train",
            sequences_named("hop"), "poselib skeleton tree parent indices",
            "human_amp_isaacgym/assets/amp/motions/amp_humanoid_backflip.npy", "Peng et al. 2021 (AMP), CMU mocap"),
-    Record("human_bandai21", "human", "human", "bandai21", 21, _lazy("mocap", "load_bandai_namco"), "m", "data +y",
+    Record("human_bandai21", "human", "human", "bandai21", 21, _lazy("bvh", "load_bandai_namco"), "m", "data +y",
            "rig transfer: the whole Bandai-Namco rig family is held out of training (every clip test)", everything,
            "BVH hierarchy", "human_bandai_namco/LICENSE", "Kobayashi et al. 2023 (Bandai-Namco Research Motion "
            "dataset)", role="rig_transfer", test_stride=2),
-    Record("dog_deepmimic23", "dog", "animal", "deepmimic_dog23", 23, _lazy("mocap", "load_deepmimic", "dog"), "m",
+    Record("dog_deepmimic23", "dog", "animal", "deepmimic_dog23", 23, _lazy("deepmimic", "load_deepmimic", "dog"), "m",
            "data +y", "rig transfer: the DeepMimic dog rig is held out of training (every clip test)", everything,
            "DeepMimic character parent table", "human_dog_deepmimic/data/characters/dog3d.txt",
            "Peng et al. 2018 (DeepMimic)", role="rig_transfer"),
@@ -315,12 +315,12 @@ def _keypointnet(category, role="train"):
 V3_RECORDS = (
     *(_keypointnet(c) for c in ("bathtub", "bed", "bottle", "guitar", "laptop", "motorcycle", "table", "vessel")),
     *(_keypointnet(c, "ood") for c in ("cap", "helmet", "knife", "skateboard")),
-    Record("bird18", "bird", "animal", "aves_bird18", 18, _lazy("mocap", "load_bird"), "arbitrary",
+    Record("bird18", "bird", "animal", "aves_bird18", 18, _lazy("aves", "load_bird"), "arbitrary",
            "mean bird: feet midpoint -> back = +y", "by individual: individuals sorted by id, the last 20% test "
            "(40 sampled birds x 50 poses)", last_sequences(0.2),
            "anatomical tree over the 18 regressed keypoints", "bird_aves/models/aves.pt", _AVES_CITE),
     Record("bird_joints20", "bird", "animal", "aves_joints20", 20,
-           _lazy("mocap", "load_bird", n_frames=1000, n_individuals=20, seed=1, rig="joints"), "arbitrary",
+           _lazy("aves", "load_bird", n_frames=1000, n_individuals=20, seed=1, rig="joints"), "arbitrary",
            "mean bird: feet midpoint -> back = +y", "rig transfer: the AVES joint rig is held out of training; other "
            "birds than bird18's (seed 1: 20 birds x 50 poses), every frame test", everything,
            "AVES kinematic tree, near-coincident joints merged", "bird_aves/models/aves.pt", _AVES_CITE,

@@ -127,11 +127,11 @@ def pig_angles(n_sequences: int, frames_per_sequence: int, seed: int = 0) -> np.
 
 def pig_positions(joints: np.ndarray, parents: np.ndarray, angles: np.ndarray) -> np.ndarray:
     """Joint positions ``(F, 62, 3)`` (model axes) of the rest ``joints`` posed by ``angles (F, 62, 3)``."""
-    from .mocap import _euler, _forward_kinematics
+    from .forward_kinematics import euler, forward_kinematics
 
     offsets = np.concatenate([joints[:1], joints[1:] - joints[parents[1:]]])
-    R = _euler(angles, "xyz")
-    return _forward_kinematics(parents, R, offsets, np.broadcast_to(joints[0], (len(angles), 3)))
+    R = euler(angles, "xyz")
+    return forward_kinematics(parents, R, offsets, np.broadcast_to(joints[0], (len(angles), 3)))
 
 
 def _kept(joints: np.ndarray, parents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
