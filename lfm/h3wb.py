@@ -26,9 +26,9 @@ two hands of 21) in, camera-frame 3D in mm out. :func:`run` does everything:
   call with one epoch of ``fixture_steps`` steps.
 * **scoring** (:data:`PROTOCOL`): H3WB's own protocol (:func:`lfm.metrics.h3wb_metrics`, as its
   ``test_leaderboard.py``) on a prediction made from H3WB's **real** 2D of the held-out subject alone
-  (:func:`lift_mm`): the model's shape is placed in the camera frame by the orthographic camera fit to the input
-  2D (:func:`lfm.geometry.fit_orthographic_camera`, the rotation and the depth sign the model chose) and given the
-  mean size (RMS radius, mm) of the *training* subjects' 3D, since a single 2D view carries no metric scale;
+  (:func:`lift_mm`: :func:`lfm.lifting.lift` with the trained model): the model's shape is placed in the camera
+  frame by the orthographic camera fit to the input 2D (:func:`lfm.lifting.fit_camera`, the rotation and the depth
+  sign the model chose) and given the mean size (RMS radius, mm) of the *training* subjects' 3D, since a single 2D view carries no metric scale;
   translation is removed by the protocol's pelvis alignment. PA-MPJPE per part (:func:`part_pa_mpjpe`): a
   similarity Procrustes fit (det = +1) on the part's own keypoints.
 
@@ -247,28 +247,17 @@ def _skeleton():
     return get("coco_wholebody133")
 
 
-@torch.no_grad()
 def lift_mm(model, points2d: np.ndarray, size_mm: float, *, device="cpu", batch_size: int = 256):
-    """``(camera_mm, canonical)`` for 2D ``(B, 133, 2)``: the model's 3D placed in the camera frame by the
-    orthographic camera fit to the input 2D and scaled to RMS radius ``size_mm`` (centroid at 0), and the raw
-    canonical output (normalised units). Every keypoint is visible (H3WB's complete 2D)."""
-    from .geometry import fit_orthographic_camera
+    """``(camera_mm, canonical)`` for 2D ``(B, 133, 2)``: :func:`lfm.lifting.lift` with ``model`` and the
+    ``coco_wholebody133`` skeleton, its camera-frame 3D (the orthographic camera fit to the input 2D) centred and
+    scaled to RMS radius ``size_mm``, and its canonical 3D (at the input's scale). Every keypoint is visible
+    (H3WB's complete 2D). ``device``: where ``model`` is moved first."""
+    from .lifting import lift
 
-    model.eval()
-    dev = torch.device(device)
-    A = _adjacency().to(dev)
-    cams, cans = [], []
-    for s in range(0, len(points2d), batch_size):
-        p = torch.as_tensor(points2d[s:s + batch_size], dtype=torch.float32, device=dev)
-        m = torch.ones(p.shape[:2], dtype=torch.bool, device=dev)
-        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
-            y, norm = model(p, m, A, return_norm=True)
-        y, p = y.float().cpu().double(), norm.points.float().cpu().double()
-        fit = fit_orthographic_camera(p, y, torch.ones(p.shape[:2], dtype=torch.bool), tol=1e-6)
-        cam = fit.camera3d - fit.camera3d.mean(1, keepdim=True)
-        cams.append((cam / rms_radius(cam).clamp_min(1e-12)[:, None, None] * size_mm).numpy())
-        cans.append(y.numpy())
-    return np.concatenate(cams), np.concatenate(cans)
+    out = lift(points2d, edges=np.asarray(_skeleton().edges), model=model.to(device), batch_size=batch_size)
+    cam = torch.as_tensor(out.camera, dtype=torch.float64)
+    cam = cam - cam.mean(1, keepdim=True)
+    return (cam / rms_radius(cam).clamp_min(1e-12)[:, None, None] * size_mm).numpy(), out.canonical
 
 
 # ------------------------------------------------------------------------------------------------------ run

@@ -3,7 +3,8 @@ package-level function calls :func:`lift` here).
 
 The shipped checkpoint ``lfm/checkpoints/lfm_open_v2.pt`` (trained by ``params/train_open_v2.yaml`` on the open
 benchmark v2 with rig and graph augmentation) is used unless ``checkpoint=`` names another one, e.g. the previous
-``lfm_open_v1.pt`` (better on its 13 training rigs with their skeletons, worse on anything else). Inputs are image coordinates of any scale;
+``lfm_open_v1.pt`` (better on its 13 training rigs with their skeletons, worse on anything else), or ``model=`` gives a
+loaded model. Inputs are image coordinates of any scale;
 normalisation (centre on the visible mean, scale into [-1, 1]) and its inverse happen inside.
 
 Graph of the local attention branch, in order of preference:
@@ -225,8 +226,9 @@ def fit_camera(p: torch.Tensor, canonical: torch.Tensor, m: torch.Tensor, *, y_d
             "axes": flip.numpy().astype(np.float32)}
 
 
-def lift(points2d, mask=None, edges=None, checkpoint=None, *, rig: str | None = None, y_down: bool = False,
-         device: str = "cpu", batch_size: int = 4096, progress: bool = False) -> Lifted:
+def lift(points2d, mask=None, edges=None, checkpoint=None, *, model: torch.nn.Module | None = None,
+         rig: str | None = None, y_down: bool = False, device: str = "cpu", batch_size: int = 4096,
+         progress: bool = False) -> Lifted:
     """Lift ``points2d`` ``(N, 2)`` or ``(B, N, 2)`` (numpy or torch) to 3D; see the module docstring.
 
     Args:
@@ -234,6 +236,9 @@ def lift(points2d, mask=None, edges=None, checkpoint=None, *, rig: str | None = 
             keypoints may hold NaN. Other values (e.g. float confidences) are an error: threshold them first.
         edges: ``(E, 2)`` int keypoint pairs (0-based) of a skeleton.
         checkpoint: path of a checkpoint written by ``lfm train`` (default: the shipped one).
+        model: a loaded model (e.g. an :class:`lfm.model.LFM` being trained or scored) instead of ``checkpoint``;
+            it runs in eval mode (its mode is restored afterwards) on its own device (``device`` is ignored), and
+            ``rig`` names only the named skeletons (a model carries no rigs of its own).
         rig: a rig name (see :func:`rigs`: the checkpoint's rigs and the named skeletons ``coco17``, ``h36m17``,
             ``mediapipe_hand21``, ``openpose_hand21``, ``mediapipe_pose33``, ``coco_wholebody133``), instead of
             ``edges``; the keypoints in that rig's order.
@@ -249,7 +254,12 @@ def lift(points2d, mask=None, edges=None, checkpoint=None, *, rig: str | None = 
     p, m, single = check_inputs(points2d, mask, y_down=y_down)
     if edges is not None and rig is not None:
         raise LiftInputError("pass either edges or rig, not both.")
-    model, ck = load_model(checkpoint, device)
+    if model is not None and checkpoint is not None:
+        raise LiftInputError("pass either checkpoint or model, not both.")
+    if model is None:
+        model, ck = load_model(checkpoint, device)
+    else:
+        ck, device = {}, next(model.parameters()).device
     A, graph = choose_graph(p, m, edges, rig, _known_rigs(ck))
     ys, scales = [], []
     starts = range(0, p.shape[0], max(1, int(batch_size)))
@@ -257,12 +267,17 @@ def lift(points2d, mask=None, edges=None, checkpoint=None, *, rig: str | None = 
         from tqdm import tqdm
 
         starts = tqdm(starts, desc="lift", unit="batch", leave=False, mininterval=1.0)
-    with torch.no_grad():
-        for i in starts:
-            sl = slice(i, i + batch_size)
-            y, norm = model(p[sl].to(device), m[sl].to(device), A[sl].to(device), return_norm=True)  # normalised
-            ys.append(y.float().cpu())
-            scales.append(norm.scale.float().cpu())
+    training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            for i in starts:
+                sl = slice(i, i + batch_size)
+                y, norm = model(p[sl].to(device), m[sl].to(device), A[sl].to(device), return_norm=True)  # normalised
+                ys.append(y.float().cpu())
+                scales.append(norm.scale.float().cpu())
+    finally:
+        model.train(training)
     y, scale = torch.cat(ys), torch.cat(scales)
     canon = torch.where(m[..., None], y * scale[:, None, None], 0.0)  # back to the input's scale
     canon = torch.where(m[..., None], canon - (canon * m[..., None]).sum(1, keepdim=True)

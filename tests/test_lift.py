@@ -188,3 +188,19 @@ def test_the_previous_checkpoint_stays_loadable_and_differs():
     assert np.abs(a.canonical - b.canonical).max() > 1e-3
     assert L.load_model(v1)[1]["model_config"].get("pe_every_layer", False) is False
     assert L.load_model()[1]["model_config"]["pe_every_layer"] is True and L.load_model()[1]["recipe"] == "lfm_open_v2"
+
+
+def test_lift_with_a_loaded_model_equals_lift_with_its_checkpoint(pose):
+    """``model=`` (a loaded model, as lfm.h3wb scores one) gives what its checkpoint path gives; the model's mode is
+    restored; a checkpoint and a model together are refused."""
+    p2, edges = pose
+    v1 = L.checkpoint.SHIPPED / "lfm_open_v1.pt"
+    model, _ = L.checkpoint.load_model(v1)  # a fresh instance, not the cached one lift loads from the path
+    model.train()
+    P = np.stack([p2, p2 * 3.0 + 7.0])
+    a, b = L.lift(P, edges=edges, checkpoint=v1), L.lift(P, edges=edges, model=model)
+    assert model.training and a.graph == b.graph == "edges"
+    for k in ("canonical", "camera", "camera_mirror", "rotation", "scale", "translation", "mask", "axes"):
+        np.testing.assert_array_equal(getattr(a, k), getattr(b, k), err_msg=k)
+    with pytest.raises(L.LiftInputError, match="either checkpoint or model"):
+        L.lift(p2, checkpoint=v1, model=model)
