@@ -22,6 +22,7 @@ import numpy as np
 
 __all__ = ["style", "savefig", "PALETTE", "PAGE_WIDTH", "printed_text_sizes", "per_set_figure", "graphs_figure",
            "seed_bars", "checkpoint_name", "ratio_bars", "training_curve", "lever_bars", "FLAT_LABEL", "RATIO_LABEL", "ROLE_LABELS", "montage", "lever_curves", "ratio_heatmap",
+           "montage_edges", "SCALE_BAR",
            "GT_COLOUR", "PRED_COLOUR"]
 
 GT_COLOUR, PRED_COLOUR = "#D55E00", "#0072B2"  # ground truth red (vermillion), prediction blue, as the paper
@@ -258,30 +259,90 @@ def lever_curves(rows: list[dict], panels: dict, *, title: str, key: str = "val_
     return fig
 
 
-def montage(items: list[dict], *, title: str, cols: int = 4):
-    """3D shapes side by side, two viewpoints each (front: x-y, side: z-y): ground truth in red, the prediction
-    (aligned to it) in blue, skeleton edges drawn. ``items``: dicts with ``title``, ``gt`` and ``pred`` ``(N, 3)``
-    (visible keypoints only) and ``edges`` ``(E, 2)``; units are the ground truth's RMS radius."""
-    style()
+SCALE_BAR = "scale bar"  # gid of the bar of one RMS radius drawn in every montage panel
+
+
+def montage_edges(points: np.ndarray, edges, k: int = 2) -> np.ndarray:
+    """The edges to draw between ``points (N, 3)`` (one frame's visible keypoints): the set's ``edges``; where they
+    leave a point alone (a rigid object whose keypoint graph, built over every keypoint, falls apart among the ones
+    a frame shows: KeypointNet's chair) each point's ``k`` nearest neighbours too; and where the drawing is still
+    in pieces, the shortest edges that join the pieces (Kruskal's algorithm started from the edges above)."""
+    from .data.schema import knn_edges
+
+    n = len(points)
+    e = [tuple(sorted(map(int, p))) for p in np.asarray(edges, dtype=np.int64).reshape(-1, 2)]
+    if n > 1 and len({i for p in e for i in p}) < n:
+        e += [tuple(p) for p in knn_edges(points, k=min(k, n - 1)).tolist()]
+    root = list(range(n))
+
+    def find(i):
+        while root[i] != i:
+            i = root[i]
+        return i
+
+    for i, j in e:
+        root[find(i)] = find(j)
+    d = np.linalg.norm(points[:, None] - points[None], axis=-1)
+    for i, j in sorted(((i, j) for i in range(n) for j in range(i + 1, n)), key=lambda p: d[p]):
+        if find(i) != find(j):
+            root[find(i)] = find(j)
+            e.append((i, j))
+    return np.array(sorted(set(e)), dtype=np.int64).reshape(-1, 2)
+
+
+def montage(items: list[dict], *, title: str, cols: int = 3, width: float = PAGE_WIDTH, limit: float | None = None):
+    """3D shapes side by side at one scale, two views each (front: x-y, the camera's view; side: z-y, the depth
+    the model inferred): ground truth as thick vermillion lines, the prediction (aligned to it) as thin dashed
+    blue lines with dots. ``items``: dicts with ``title``, ``gt`` and ``pred`` ``(N, 3)`` (visible keypoints
+    only) in units of the truth's RMS radius, and ``edges`` ``(E, 2)`` (:func:`montage_edges` connects them).
+    Every panel has the same axis limits, ``+-limit`` RMS radii about the middle of the frame's drawing (default:
+    the largest coordinate drawn, rounded up to a quarter), and below them a grey scale bar one RMS radius long. Drawn
+    ``width`` wide, ``cols`` frames (two panels each) a row."""
+    style(paper=True)
+    shapes = []
+    for it in items:
+        both = np.concatenate([it["gt"], it["pred"]])
+        c = (both.min(0) + both.max(0)) / 2  # the middle of the drawing: as little empty space as possible
+        gt, pred = np.asarray(it["gt"]) - c, np.asarray(it["pred"]) - c
+        shapes.append((gt, pred, montage_edges(gt, it["edges"])))
+    L = limit or np.ceil(4 * 1.04 * max(np.abs(np.concatenate([g, p])).max() for g, p, _ in shapes)) / 4
+    cols = min(cols, len(items))
     rows = -(-len(items) // cols)
-    fig, axes = plt.subplots(rows, 2 * cols, figsize=(2.1 * 2 * cols, 2.5 * rows + 0.6), squeeze=False)
-    for ax in axes.flat:
-        ax.set_axis_off()
-    for k, it in enumerate(items):
+    panel = width / (2 * cols)
+    import textwrap
+
+    lines = textwrap.wrap(title, 95)
+    top, bottom, gap = 0.12 + 0.17 * len(lines) + 0.32, 0.3, 0.4  # inches: title, legend, panel titles
+    H = rows * 1.075 * panel + (rows - 1) * gap + top + bottom
+    fig = plt.figure(figsize=(width, H))
+    grid = fig.add_gridspec(rows, 2 * cols, left=0.005, right=0.995, wspace=0.05, hspace=gap / (1.075 * panel),
+                            bottom=bottom / H, top=1 - top / H)
+    views = ((0, 1, "front (x-y)"), (2, 1, "side (z-y)"))
+    for k, (it, (gt, pred, e)) in enumerate(zip(items, shapes)):
         r, c = divmod(k, cols)
-        for v, (a, b, name) in enumerate(((0, 1, "front"), (2, 1, "side"))):
-            ax = axes[r, 2 * c + v]
-            for pts, col, lw in ((it["gt"], GT_COLOUR, 1.6), (it["pred"], PRED_COLOUR, 1.2)):
-                for i, j in np.asarray(it["edges"]).reshape(-1, 2):
-                    ax.plot(pts[[i, j], a], pts[[i, j], b], color=col, lw=lw, alpha=0.9)
-                ax.scatter(pts[:, a], pts[:, b], s=6, color=col, zorder=3)
-            ax.set_aspect("equal")
-            ax.set_title(f"{it['title']}\n({name})" if v == 0 else f"({name})", fontsize=9)
-    handles = [plt.Line2D([], [], color=GT_COLOUR, lw=2, label="ground truth"),
-               plt.Line2D([], [], color=PRED_COLOUR, lw=2, label="LFM (aligned to the truth)")]
-    fig.legend(handles=handles, loc="lower center", ncol=2, frameon=False)
-    fig.suptitle(title)
-    fig.tight_layout(rect=(0, 0.05, 1, 1))
+        for v, (a, b, name) in enumerate(views):
+            ax = fig.add_subplot(grid[r, 2 * c + v])
+            for i, j in e:
+                ax.plot(gt[[i, j], a], gt[[i, j], b], color=GT_COLOUR, lw=2.2, solid_capstyle="round", zorder=2)
+                ax.plot(pred[[i, j], a], pred[[i, j], b], color=PRED_COLOUR, lw=0.9, dashes=(3, 1.5), zorder=3)
+            ax.scatter(pred[:, a], pred[:, b], s=4, color=PRED_COLOUR, zorder=4, linewidths=0)
+            bar, = ax.plot([-0.93 * L, 1.0 - 0.93 * L], [-1.08 * L] * 2, color="0.45", lw=1.6,
+                           solid_capstyle="butt", zorder=1)  # below the drawing's square
+            bar.set_gid(SCALE_BAR)
+            ax.set(xlim=(-L, L), ylim=(-1.15 * L, L), aspect="equal", xticks=[], yticks=[])
+            for side in ax.spines.values():
+                side.set_visible(True)
+                side.set_color("0.8")
+                side.set_linewidth(0.6)
+            ax.set_title(f"{it['title']}\n{name}" if v == 0 else f"\n{name}", fontsize=8, loc="left" if v == 0
+                         else "right")
+    handles = [plt.Line2D([], [], color=GT_COLOUR, lw=2.2, label="ground truth"),
+               plt.Line2D([], [], color=PRED_COLOUR, lw=0.9, dashes=(3, 1.5), marker="o", ms=2,
+                          label="LFM, aligned to the truth"),
+               plt.Line2D([], [], color="0.45", lw=1.6, label=f"scale bar: 1 RMS radius of the truth "
+                          f"(every panel \u00b1{L:g})")]
+    fig.legend(handles=handles, loc="lower center", ncol=3, frameon=False, bbox_to_anchor=(0.5, 0.0))
+    fig.suptitle("\n".join(lines), y=1 - 0.06 / H, va="top")
     return fig
 
 

@@ -35,7 +35,8 @@ from .geometry import fit_orthographic_camera, masked_mean, normalize_2d, simila
 __all__ = ["Example", "example", "rms_radius", "project", "depth_mirror", "flat_guess", "align", "ProcrustesSteps",
            "procrustes_steps", "similar_copy", "camera_fit_path", "hide", "rotation_angle", "ModelView", "model_view",
            "tpe_gram", "tpe_kernel", "fig_projection", "fig_mirror", "fig_flat_guess", "fig_procrustes",
-           "fig_camera_fit", "fig_model_view", "fig_tpe", "fig_lift", "MIRROR_COLOUR", "FLAT_COLOUR"]
+           "fig_camera_fit", "fig_model_view", "place_labels", "LABEL", "fig_tpe", "fig_lift", "MIRROR_COLOUR",
+           "FLAT_COLOUR"]
 
 MIRROR_COLOUR = plots.PALETTE[2]  # bluish green: the depth mirror (neither truth nor prediction)
 FLAT_COLOUR = "0.35"  # grey: the flat guess is a reference, never a data colour
@@ -547,50 +548,108 @@ def fig_camera_fit(ex: Example):
     return fig
 
 
-def fig_model_view(inp: ModelView, edges: np.ndarray, *, title: str = ""):
-    """What the model sees: (a) the normalised tokens and the hidden ones, (b) the skeleton graph and (c) the
-    fallback k-nearest-neighbour graph as adjacency images, (d) the mask."""
-    plots.style()
+LABEL = "keypoint label"  # gid of the labels placed by :func:`place_labels`
+
+
+def place_labels(ax, points: np.ndarray, labels, *, avoid: np.ndarray | None = None, fontsize: float = 8,
+                 marker: float = 3.5) -> list:
+    """Write ``labels[k]`` next to ``points[k]`` (data units) so that no two labels overlap and no label covers a
+    point of ``points`` or ``avoid`` (markers ``marker`` printed points in radius) nor leaves the axes: each label
+    tries 8 directions at growing distances (printed points) and takes the first free place (else the least
+    covered one), with a thin leader line when it sits away from its point. Call it once the figure's layout is
+    final: the places are found on the drawn figure. Returns the texts (gid :data:`LABEL`)."""
+    fig = ax.figure
+    ax.apply_aspect()
+    renderer = fig.canvas.get_renderer()
+    px = fig.dpi / 72  # display pixels per printed point
+    dots = ax.transData.transform(np.concatenate([np.asarray(points, float).reshape(-1, 2),
+                                                  np.zeros((0, 2)) if avoid is None else np.asarray(avoid, float)]))
+    frame = ax.get_window_extent(renderer)
+    r = marker * px
+    directions = [(1, 1), (-1, 1), (1, -1), (-1, -1), (1, 0), (-1, 0), (0, 1), (0, -1)]
+
+    def cost(box):
+        if box.x0 < frame.x0 or box.x1 > frame.x1 or box.y0 < frame.y0 or box.y1 > frame.y1:
+            return 1e9
+        hits = sum(box.overlaps(b) for b in placed)
+        hits += int(((dots[:, 0] > box.x0 - r) & (dots[:, 0] < box.x1 + r) & (dots[:, 1] > box.y0 - r)
+                     & (dots[:, 1] < box.y1 + r)).sum())
+        return hits
+
+    placed, texts = [], []
+    for (x, y), label in zip(np.asarray(points, float).reshape(-1, 2), labels):
+        best = None
+        for dist in (4, 8, 13, 19, 26):
+            for dx, dy in directions:
+                off = (dx * dist / np.hypot(dx, dy), dy * dist / np.hypot(dx, dy))
+                t = ax.annotate(str(label), (x, y), xytext=off, textcoords="offset points", fontsize=fontsize,
+                                color="0.15", ha={1: "left", -1: "right", 0: "center"}[dx],
+                                va={1: "bottom", -1: "top", 0: "center"}[dy], gid=LABEL)
+                box = t.get_window_extent(renderer).expanded(1.0, 1.0)
+                c = cost(box)
+                if best is None or c < best[0]:
+                    if best is not None:
+                        best[1].remove()
+                    best = (c, t, box, dist)
+                else:
+                    t.remove()
+                if c == 0:
+                    break
+            if best[0] == 0:
+                break
+        _, t, box, dist = best
+        if dist >= 8:
+            here = ax.transData.transform((x, y))
+            centre = ((box.x0 + box.x1) / 2 - here[0]) / px, ((box.y0 + box.y1) / 2 - here[1]) / px
+            ax.annotate("", (x, y), xytext=centre, textcoords="offset points",
+                        arrowprops={"arrowstyle": "-", "color": "0.55", "lw": 0.5, "shrinkA": 4, "shrinkB": 2})
+        placed.append(box)
+        texts.append(t)
+    return texts
+
+
+def fig_model_view(inp: ModelView, edges: np.ndarray, *, title: str = "", width: float = plots.PAGE_WIDTH):
+    """What the model sees, drawn ``width`` wide (paper text sizes): (a) the normalised tokens, numbered, and the
+    hidden keypoints, (b) the skeleton graph and (c) the fallback k-nearest-neighbour graph as adjacency images,
+    (d) the mask."""
+    plots.style(paper=True)
     N = len(inp.mask)
-    fig = plt.figure(figsize=(16, 6.6))
-    gs = fig.add_gridspec(2, 3, height_ratios=[1, 0.09], width_ratios=[1.05, 1, 1], hspace=0.55)
+    fig = plt.figure(figsize=(width, 0.64 * width))
+    gs = fig.add_gridspec(2, 3, height_ratios=[1, 0.08], width_ratios=[1.75, 1, 1], hspace=1.4, wspace=0.45,
+                          left=0.075, right=0.99, top=0.8, bottom=0.22)
     ax = fig.add_subplot(gs[:, 0])
     vis = inp.mask
     for i, j in np.asarray(edges).reshape(-1, 2):
         if vis[i] and vis[j]:
-            ax.plot(*inp.tokens[[i, j]].T, color="0.75", lw=1.2, zorder=1)
-    ax.scatter(*inp.tokens[vis].T, s=40, color=plots.PRED_COLOUR, zorder=3, label="visible token")
-    ax.scatter(*inp.positions[~vis].T, s=60, marker="x", color="k", zorder=4,
+            ax.plot(*inp.tokens[[i, j]].T, color="0.75", lw=1.0, zorder=1)
+    ax.scatter(*inp.tokens[vis].T, s=18, color=plots.PRED_COLOUR, zorder=3, label="visible token (its index)")
+    ax.scatter(*inp.positions[~vis].T, s=30, marker="x", color="k", zorder=4,
                label="hidden keypoint: its token is set to 0\nand no other token attends to it")
-    for k in np.flatnonzero(vis):
-        ax.annotate(str(k), inp.tokens[k], textcoords="offset points", xytext=(3, 3), fontsize=7, color="0.2")
-    ax.add_patch(plt.Rectangle((-1, -1), 2, 2, fill=False, ls="--", color="0.5", lw=1))
-    ax.set(xlim=(-1.15, 1.15), ylim=(-1.15, 1.15), xlabel="normalised image x (1 = largest visible |coordinate|)",
-           ylabel="normalised image y (same unit)", title="(a) Tokens: the 2D centred on the visible mean,\n"
-           "scaled into [-1, 1] (no joint index, no category)")
+    ax.add_patch(plt.Rectangle((-1, -1), 2, 2, fill=False, ls="--", color="0.5", lw=0.8))
+    ax.set(xlim=(-1.2, 1.2), ylim=(-1.2, 1.2), xlabel="normalised image x\n(1 = largest visible |coordinate|)",
+           ylabel="normalised image y (same unit)", title="(a) Tokens: the 2D centred on the visible\nmean, "
+           "scaled into [-1, 1] (no joint\nindex, no category)")
     ax.set_aspect("equal")
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), frameon=False)
+    ax.legend(loc="upper left", bbox_to_anchor=(-0.1, -0.2), frameon=False)
     cmap = plt.matplotlib.colors.ListedColormap(["white", plots.PRED_COLOUR])
-    for c, (A, name) in enumerate(((inp.adjacency, "(b) Graph of the local attention branch:\nthe skeleton "
+    for c, (A, name) in enumerate(((inp.adjacency, "(b) Graph of the local\nattention branch: the\nskeleton "
                                     "(with self-loops)"),
-                                   (inp.adjacency_knn, "(c) The fallback graph without a skeleton:\n3 nearest 2D "
-                                    "neighbours (with self-loops)"))):
-        ax = fig.add_subplot(gs[0, c + 1])
-        ax.imshow(A, cmap=cmap, vmin=0, vmax=1, interpolation="nearest", aspect="auto")
-        ax.set(xlabel="token attended to (key index)", ylabel="token attending (query index)", title=name)
-        ax.set_xticks(range(0, N, 5))
-        ax.set_yticks(range(0, N, 5))
-        mk = fig.add_subplot(gs[1, c + 1], sharex=ax)
+                                   (inp.adjacency_knn, "(c) Fallback graph without\na skeleton: 3 nearest 2D\n"
+                                    "neighbours (self-loops)"))):
+        ax2 = fig.add_subplot(gs[0, c + 1])
+        ax2.imshow(A, cmap=cmap, vmin=0, vmax=1, interpolation="nearest", aspect="auto")
+        ax2.set(xlabel="token attended to\n(key index)", ylabel="token attending (query index)", title=name)
+        ax2.set_xticks(range(0, N, 10))
+        ax2.set_yticks(range(0, N, 10))
+        mk = fig.add_subplot(gs[1, c + 1], sharex=ax2)
         mk.imshow(inp.mask[None], cmap=cmap, vmin=0, vmax=1, interpolation="nearest", aspect="auto")
         mk.set_yticks([])
-        mk.set_xticks(range(0, N, 5))
+        mk.set_xticks(range(0, N, 10))
         mk.set_xlabel("token (index)")
-        if c == 0:
-            mk.set_title("(d) The mask: blue = visible, white = hidden", fontsize=11)
-        else:
-            mk.set_title("the same mask", fontsize=11)
-    fig.suptitle(title or "What the model sees: tokens, mask and graph", fontsize=14)
-    fig.subplots_adjust(left=0.05, right=0.98, top=0.84, bottom=0.2, wspace=0.3)
+        mk.set_title("(d) The mask: blue = visible,\nwhite = hidden" if c == 0 else "the same mask", fontsize=8)
+    fig.suptitle(title or "What the model sees: tokens, mask and graph")
+    k = np.flatnonzero(vis)
+    place_labels(ax, inp.tokens[k], [str(i) for i in k], avoid=inp.positions[~vis])
     return fig
 
 

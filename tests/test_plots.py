@@ -117,3 +117,68 @@ def test_paper_figures_are_byte_stable(tmp_path):
     for stem in ("p", "g"):
         for ext in (".png", ".pdf"):
             assert (tmp_path / f"{stem}0{ext}").read_bytes() == (tmp_path / f"{stem}1{ext}").read_bytes()
+
+
+# ------------------------------------------------------------------------------------------------ 05's montage
+
+def _frame(rng, n, edges, title):
+    gt = rng.normal(size=(n, 3))
+    return {"title": title, "set": title.split(":")[0], "error": 0.2, "gt": gt,
+            "pred": gt + 0.1 * rng.normal(size=(n, 3)), "edges": np.asarray(edges, np.int64).reshape(-1, 2)}
+
+
+def test_montage_edges_connect_every_frame():
+    rng = np.random.default_rng(0)
+    chain = np.stack([np.arange(5), np.arange(1, 6)], 1)
+    pts = rng.normal(size=(6, 3))
+    assert plots.montage_edges(pts, chain).tolist() == chain.tolist()  # a connected skeleton is kept as it is
+    for edges in (np.zeros((0, 2)), [[0, 1]], [[0, 1], [1, 2], [3, 4], [4, 5]]):  # dots, a lone bone, two pieces
+        e = plots.montage_edges(pts, edges)
+        assert {tuple(p) for p in np.asarray(edges, int).reshape(-1, 2)} <= {tuple(p) for p in e}
+        root = list(range(6))  # every point reached from point 0
+        for _ in range(6):
+            for i, j in e:
+                root[i] = root[j] = min(root[i], root[j])
+        assert root == [0] * 6
+    # two pieces: exactly one bridge, the shortest pair between them
+    e = plots.montage_edges(pts, [[0, 1], [1, 2], [3, 4], [4, 5]])
+    bridge = [tuple(p) for p in e if (p[0] < 3) != (p[1] < 3)]
+    d = {(i, j): np.linalg.norm(pts[i] - pts[j]) for i in range(3) for j in range(3, 6)}
+    assert bridge == [min(d, key=d.get)]
+
+
+def test_montage_panels_share_limits_scale_bar_and_skeleton():
+    rng = np.random.default_rng(1)
+    items = [_frame(rng, 8, [[i, i + 1] for i in range(7)], "dog: 0.20"),
+             _frame(rng, 6, [], "table: 0.30"),  # no edges among the visible keypoints: a graph is drawn anyway
+             _frame(rng, 5, [[0, 1], [2, 3]], "bird18: 0.25")]
+    fig = plots.montage(items, title="ckpt on dog, table, bird18", cols=2)
+    axes = fig.axes
+    assert len(axes) == 2 * len(items)
+    assert len({(ax.get_xlim(), ax.get_ylim()) for ax in axes}) == 1  # the same limits in every panel
+    L = axes[0].get_xlim()[1]
+    assert axes[0].get_xlim() == (-L, L) and L >= max(np.abs(it["gt"] - it["gt"].mean(0)).max() for it in items)
+    for ax in axes:
+        bars = [ln for ln in ax.get_lines() if ln.get_gid() == plots.SCALE_BAR]
+        assert len(bars) == 1 and np.ptp(bars[0].get_xdata()) == pytest.approx(1.0)  # one RMS radius
+        bones = [ln for ln in ax.get_lines() if ln.get_gid() != plots.SCALE_BAR]
+        n = len(ax.collections[0].get_offsets())  # the prediction's dots
+        assert len({ln.get_color() for ln in bones}) == 2 and len(bones) >= 2 * (n - 1)  # a connected skeleton
+        widths = {ln.get_color(): ln.get_linewidth() for ln in bones}
+        assert widths[plots.GT_COLOUR] > 2 * widths[plots.PRED_COLOUR]  # told apart without colour too
+        assert any(ln.get_linestyle() == "--" for ln in bones if ln.get_color() == plots.PRED_COLOUR)
+    titles = " ".join(ax.get_title(loc="left") for ax in axes)
+    assert all(name in titles for name in ("dog", "table", "bird18"))
+    assert "RMS radius" in " ".join(t.get_text() for t in fig.legends[0].get_texts())
+    assert fig.get_size_inches()[0] == plots.PAGE_WIDTH
+    assert plots.printed_text_sizes(fig)[0][0] >= plots.MIN_POINTS
+    plt.close("all")
+
+
+def test_montage_is_byte_stable(tmp_path):
+    for k in range(2):
+        items = [_frame(np.random.default_rng(2), 6, [[i, i + 1] for i in range(5)], "dog: 0.2")]
+        plots.savefig(plots.montage(items, title="t"), tmp_path / f"m{k}.png")
+        plt.close("all")
+    for ext in (".png", ".pdf"):
+        assert (tmp_path / f"m0{ext}").read_bytes() == (tmp_path / f"m1{ext}").read_bytes()

@@ -293,3 +293,39 @@ def test_example_of_the_notebook():
     assert np.ptp(d) < 1e-4 * ex.radius and 2.5 <= d.mean() / ex.radius <= 4.0
     with pytest.raises(IndexError, match="outside"):
         teaching.example("human_cmu31", 10 ** 6)
+
+
+def _label_boxes(fig):
+    fig.canvas.draw()
+    texts = [t for t in fig.findobj(plt.Text) if t.get_gid() == teaching.LABEL]
+    return texts, [t.get_window_extent() for t in texts]
+
+
+def test_place_labels_keeps_labels_apart_and_off_the_points():
+    fig, ax = plt.subplots(figsize=(3, 3))
+    rng = np.random.default_rng(0)
+    pts = np.concatenate([rng.normal(scale=0.03, size=(8, 2)), rng.uniform(-1, 1, size=(12, 2))])  # a tight knot
+    ax.scatter(*pts.T, s=10)
+    ax.set(xlim=(-1.3, 1.3), ylim=(-1.3, 1.3), aspect="equal")
+    texts = teaching.place_labels(ax, pts, [str(k) for k in range(len(pts))])
+    texts_, boxes = _label_boxes(fig)
+    assert len(texts) == len(texts_) == len(pts) and all(t.get_fontsize() >= plots.MIN_POINTS for t in texts)
+    for a in range(len(boxes)):
+        for b in range(a + 1, len(boxes)):
+            assert not boxes[a].overlaps(boxes[b]), (texts[a].get_text(), texts[b].get_text())
+    frame = ax.get_window_extent()
+    assert all(frame.x0 <= b.x0 and b.x1 <= frame.x1 and frame.y0 <= b.y0 and b.y1 <= frame.y1 for b in boxes)
+    plt.close(fig)
+
+
+def test_model_view_labels_do_not_overlap_at_page_width(model, example):
+    inp = teaching.model_view(model, example.points2d, teaching.hide(example.mask, 2), example.edges)
+    fig = teaching.fig_model_view(inp, example.edges)
+    texts, boxes = _label_boxes(fig)
+    assert sorted(int(t.get_text()) for t in texts) == np.flatnonzero(inp.mask).tolist()  # every visible token
+    for a in range(len(boxes)):
+        for b in range(a + 1, len(boxes)):
+            assert not boxes[a].overlaps(boxes[b]), (texts[a].get_text(), texts[b].get_text())
+    assert fig.get_size_inches()[0] == plots.PAGE_WIDTH
+    assert plots.printed_text_sizes(fig)[0][0] >= plots.MIN_POINTS
+    plt.close(fig)
