@@ -38,7 +38,7 @@ import numpy as np
 from .data.schema import CategorySet, skeleton_from_motion
 
 __all__ = ["read_motion", "split_motion", "score_split", "benchmark_mean", "finetune", "DEFAULT_MIX", "MotionError",
-           "write_benchmark_set", "present_reference"]
+           "write_benchmark_set", "present_reference", "train_config_from"]
 
 # benchmark training sets mixed in by default: a human, a quadruped, a hand, an animal with a tail and a rigid
 # object, so that each kind of body the model knows keeps being seen
@@ -235,7 +235,7 @@ def finetune(data, out_dir, *, checkpoint=None, mix=DEFAULT_MIX, max_minutes: fl
     """Fine-tune a checkpoint (default: the shipped one) on ``data`` (see the module docstring); returns the
     report, also written to ``out_dir/report.json``, and exports ``out_dir/model.pt``."""
     from . import checkpoint as ckpt
-    from .config import ModelConfig, TrainConfig
+    from .config import ModelConfig
     from .data import benchmark
     from .lifting import DEFAULT_CHECKPOINT, load_model
     from .results import provenance, write_json
@@ -261,16 +261,9 @@ def finetune(data, out_dir, *, checkpoint=None, mix=DEFAULT_MIX, max_minutes: fl
               "benchmark": benchmark_mean(model0, ck0, bench, frames=bench_frames)}
     log(f"finetune: before: yours {before['yours']['ratio_refl']:.3f} x flat, benchmark in-distribution mean "
         f"{before['benchmark']['mean']['ratio_refl']:.3f} x flat (reflection allowed)")
-    t0 = dict(ck0["train_config"])
-    keep = {f.name for f in dataclasses.fields(TrainConfig)} - {"categories", "present", "init_from", "lr",
-                                                                "epoch_steps", "max_epochs", "max_minutes",
-                                                                "val_frames", "train_stride", "batch_size", "threads",
-                                                                "device", "seed", "early_stop", "procedural"}
-    tcfg = TrainConfig(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in t0.items() if k in keep},
-                       categories=(cs.category, *mix), init_from=str(src.resolve()), lr=lr, epoch_steps=epoch_steps,
-                       max_epochs=max_epochs, max_minutes=max_minutes, val_frames=min(100, eval_frames),
-                       train_stride=1, batch_size=batch_size, threads=threads, device="cpu" if threads else "auto",
-                       seed=seed, early_stop=30, procedural=0.0)
+    tcfg = train_config_from(ck0, src, categories=(cs.category, *mix), lr=lr, epoch_steps=epoch_steps,
+                             max_epochs=max_epochs, max_minutes=max_minutes, val_frames=min(100, eval_frames),
+                             batch_size=batch_size, threads=threads, seed=seed)
     mcfg = ModelConfig(**ck0["model_config"])
     summary = train(mcfg, tcfg, out_dir / "train", resume=resume, progress=progress, log=log,
                     splits={cs.category: split} | mixed)
@@ -304,6 +297,26 @@ def finetune(data, out_dir, *, checkpoint=None, mix=DEFAULT_MIX, max_minutes: fl
     log(f"finetune: {summary['stopped']} after {summary['epochs']} epochs; {out_dir / 'model.pt'} (lfm lift "
         f"--checkpoint {out_dir / 'model.pt'} --rig {cs.rig}); report {out_dir / 'report.json'}")
     return report
+
+
+def train_config_from(ck: dict, src, *, categories, lr: float, batch_size: int, threads: int, seed: int,
+                      epoch_steps: int = 100, max_epochs: int = 1000, max_minutes: float = 0.0, val_frames: int = 100,
+                      early_stop: int = 30):
+    """The :class:`lfm.config.TrainConfig` of a fine-tuning run: the checkpoint's own augmentation, graph rule and
+    loss settings, its weights as ``init_from``, the given sets, budget and optimiser settings; no procedural
+    bodies."""
+    from .config import TrainConfig
+
+    keep = {f.name for f in dataclasses.fields(TrainConfig)} - {"categories", "present", "init_from", "lr",
+                                                                "epoch_steps", "max_epochs", "max_minutes",
+                                                                "val_frames", "train_stride", "batch_size", "threads",
+                                                                "device", "seed", "early_stop", "procedural"}
+    return TrainConfig(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in ck["train_config"].items()
+                          if k in keep},
+                       categories=tuple(categories), init_from=str(Path(src).resolve()), lr=lr,
+                       epoch_steps=epoch_steps, max_epochs=max_epochs, max_minutes=max_minutes, val_frames=val_frames,
+                       train_stride=1, batch_size=batch_size, threads=threads, device="cpu" if threads else "auto",
+                       seed=seed, early_stop=early_stop, procedural=0.0)
 
 
 def write_benchmark_set(category: str, path, *, stride: int = 1) -> Path:
