@@ -5,8 +5,8 @@ DATA is 3D keypoints of a body or object the model may not know (:func:`read_mot
 * ``.npz`` with ``points3d`` ``(F, N, 3)`` and optionally ``edges`` ``(E, 2)``, ``sequence`` ``(F,)`` (one id per
   frame: trajectory / clip / individual) and ``visible`` ``(F, N)``;
 * ``.c3d`` (motion-capture markers, read by ezc3d; z up by the C3D habit, turned to y up; missing markers hidden);
-* ``.bvh`` (joint positions by forward kinematics, :func:`lfm.data.mocap.bvh_positions`; y up);
-* ``.amc`` with its ``.asf`` skeleton beside it (:func:`lfm.data.mocap.asf_amc_positions`; y up);
+* ``.bvh`` (joint positions by forward kinematics, :func:`lfm.data.bvh.bvh_positions`; y up);
+* ``.amc`` with its ``.asf`` skeleton beside it (:func:`lfm.data.asfamc.asf_amc_positions`; y up);
 * a folder of such files (one sequence per file).
 
 The graph: the file's edges, else the kinematic tree (BVH, ASF/AMC), else the motion MST of the schema
@@ -87,7 +87,7 @@ def read_motion(path, *, up: str | None = None, name: str | None = None) -> Cate
         raise MotionError(f"{path}: points3d has shape {P.shape}; expected (F, N, 3) with F >= 1 frames and N >= 3 "
                           "keypoints.")
     if up == "z":
-        from .data.mocap import Z_UP_TO_Y_UP
+        from .data.forward_kinematics import Z_UP_TO_Y_UP
 
         P = P @ Z_UP_TO_Y_UP
     V = np.isfinite(P).all(-1) if V is None else (np.asarray(V, bool) & np.isfinite(P).all(-1))
@@ -144,18 +144,20 @@ def _read_c3d(path: Path):
 
 
 def _read_bvh(path: Path):
-    from .data.mocap import _tree_edges, bvh_positions, parse_bvh
+    from .data.bvh import bvh_positions, parse_bvh
+    from .data.forward_kinematics import tree_edges
 
     try:
         bvh = parse_bvh(path.read_text())
         P = bvh_positions(bvh)
     except (ValueError, IndexError, KeyError) as e:
         raise MotionError(f"{path} is not a readable BVH file ({type(e).__name__}: {e}).") from None
-    return P, None, _tree_edges(bvh["parents"]), np.zeros(len(P), int), "file units", "BVH joint tree"
+    return P, None, tree_edges(bvh["parents"]), np.zeros(len(P), int), "file units", "BVH joint tree"
 
 
 def _read_amc(path: Path):
-    from .data.mocap import _tree_edges, asf_amc_positions, parse_amc, parse_asf
+    from .data.asfamc import asf_amc_positions, parse_amc, parse_asf
+    from .data.forward_kinematics import tree_edges
 
     asfs = sorted(path.parent.glob("*.asf"))
     if len(asfs) != 1:
@@ -167,7 +169,7 @@ def _read_amc(path: Path):
         P = asf_amc_positions(asf, motion, len(numbers))
     except (ValueError, IndexError, KeyError) as e:
         raise MotionError(f"{path} with {asfs[0].name} could not be read ({type(e).__name__}: {e}).") from None
-    return P, None, _tree_edges(asf["parents"]), np.zeros(len(P), int), "file units", "ASF bone tree"
+    return P, None, tree_edges(asf["parents"]), np.zeros(len(P), int), "file units", "ASF bone tree"
 
 
 def split_motion(cs: CategorySet, test_frac: float = 0.2, val_frac: float = 0.1):

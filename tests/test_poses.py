@@ -338,3 +338,29 @@ def test_finetune_lowers_the_held_out_error_of_a_new_body(tmp_path, capsys):
     c.write(str(tmp_path / "toy.c3d"))
     cs = read_motion(tmp_path / "toy.c3d", up="y")
     np.testing.assert_allclose(cs.points3d, body.points3d[:20] * 1000, rtol=1e-4, atol=1e-2)
+
+
+@needs_mirror
+@pytest.mark.parametrize("name", ["human_bandai_namco/data/dataset-1_bow_active_001.bvh",
+                                  "human_cmu_asfamc/subjects/02/02_01.amc"])
+def test_finetune_reads_real_bvh_and_amc_files_as_rigid_skeletons(tmp_path, name):
+    """lfm finetune's BVH and ASF/AMC readers on real mocap files: every bone keeps its length over the frames
+    (forward kinematics of a rigid skeleton; Bandai-Namco's root is a point on the floor whose position channels
+    move it, so its own edges are not bones), the joint tree has N - 1 edges, and y is up."""
+    import shutil
+
+    from lfm.data.fetch import fetch
+    from lfm.finetune import read_motion
+
+    src = fetch(name, progress=False)
+    shutil.copy(src, tmp_path / src.name)
+    if src.suffix == ".amc":
+        shutil.copy(fetch("human_cmu_asfamc/subjects/02/02.asf", progress=False), tmp_path / "02.asf")
+    cs = read_motion(tmp_path / src.name)
+    P, E = cs.points3d, np.asarray(cs.edges)
+    assert P.ndim == 3 and P.shape[0] > 10 and len(E) == P.shape[1] - 1
+    if src.suffix == ".bvh":
+        E = E[(E != 0).all(1)]
+    bones = np.linalg.norm(P[:, E[:, 0]] - P[:, E[:, 1]], axis=-1)  # (F, E)
+    assert np.allclose(bones, bones[:1], atol=1e-4 * np.abs(P).max())
+    assert np.median(P[:, :, 1].max(1) - P[:, :, 1].min(1)) > 0.5 * np.median(np.ptp(P[:, :, [0, 2]], axis=1).max(1))
