@@ -52,7 +52,7 @@ def figure(curves: list[dict]) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+    fig, ax = plt.subplots(1, 2, figsize=(10, 4.6), sharey=True)
     for c in curves:
         x = [r["samples"] / 1e3 for r in c["curve"]]
         y = [r["val_ratio_refl"] for r in c["curve"]]
@@ -62,11 +62,13 @@ def figure(curves: list[dict]) -> None:
     ax[0].set_xlabel("training samples seen (thousands)")
     ax[1].set_xlabel("training wall time, 1 CPU thread (minutes)")
     ax[0].set_ylabel("validation error / flat-guess error (lower is better)")
-    ax[0].legend()
+    fig.legend(*ax[0].get_legend_handles_labels(), loc="lower center", ncol=3, frameon=False, fontsize=9)
     for a in ax:
         a.grid(alpha=0.3)
-    fig.suptitle("Batch size at d = 64 (v2 data and augmentation, from scratch, one seed)")
-    fig.tight_layout()
+    fig.suptitle("Batch size at d = 64: the v2 recipe's augmentation on benchmark v3's 32 training sets, from "
+                 "scratch, one seed\n(wall time measured on a shared 2-core CPU: compare samples, not minutes)",
+                 fontsize=10)
+    fig.tight_layout(rect=(0, 0.12, 1, 1))
     out = paths.root() / "figures" / "batch_size_study"
     for ext in ("png", "pdf"):
         fig.savefig(f"{out}.{ext}", dpi=120)
@@ -79,8 +81,14 @@ def main():
                     help="batch sizes, each optionally with a precision: 256:bfloat16 (default float32)")
     ap.add_argument("--evals", type=int, default=8, help="validation points per curve")
     ap.add_argument("--quick", action="store_true", help="tiny run (checks that the script works)")
+    ap.add_argument("--plot", action="store_true", help="redraw the figure from results/bench/batch_size_study.json")
     ap.add_argument("--batch-path", default="", help="TrainConfig.batches (empty = the default)")
     args = ap.parse_args()
+    if args.plot:
+        import json
+
+        figure(json.loads((paths.root() / "results" / "bench" / "batch_size_study.json").read_text())["curves"])
+        return
     torch.set_num_threads(1)
     over = {"val_frames": 100}
     if args.batch_path:
@@ -96,7 +104,8 @@ def main():
     write("batch_size_study" + ("_quick" if args.quick else ""),
           {"curves": curves, "best_val_ratio": best, "samples_per_cpu_hour": per_hour,
            "samples_per_batch_size": args.samples, "overrides": over,
-           "note": "v2 recipe data/augmentation from scratch (no init_from), d = 64, 1 thread, one seed; "
+           "note": "v2 recipe augmentation on benchmark v3's training sets from scratch (no init_from), d = 64, 1 "
+                   "thread, one seed; wall times were measured on a shared CPU (other trainings running); "
                    "lr = 5e-4 sqrt(B/64), linear warm-up over 10 % of the steps; train_s excludes validation"})
     if not args.quick:
         figure(curves)
