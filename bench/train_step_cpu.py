@@ -1,6 +1,7 @@
 """The whole CPU training step (draw batch + forward + loss + backward + AdamW) of the v2 recipe at d = 64: the v2
 step as shipped (commit aed1417: batch 64, numpy batches, eager; run from a git worktree of that commit) against
-today's default (device-made batches, the new layer, the default recipe batch), at 1 and 2 threads, side by side.
+the v3 recipe's step (device-made batches, the new layer, bf16 linears where the CPU has bf16 instructions, batch
+256), at 1 and 2 threads, side by side, on the same 23 training sets.
 
 Each configuration runs in its own process (``OMP_NUM_THREADS`` and ``torch.set_num_threads``), from scratch
 (no init_from), with the same seed, for ``--samples`` training samples after a warm-up. Writes
@@ -66,22 +67,28 @@ def old_tree() -> Path:
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--batch", type=int, default=None, help="the new default's batch (default: TrainConfig's)")
-    ap.add_argument("--samples", type=int, default=20000, help="timed samples per configuration")
+    ap.add_argument("--samples", type=int, default=40000, help="timed samples per configuration")
     ap.add_argument("--old-root", help="a checkout of the v2 commit (default: a git worktree in the temp folder)")
     args = ap.parse_args()
     from lfm.config import TrainConfig
 
-    batch = args.batch or TrainConfig().batch_size
+    from lfm.data.benchmark import TRAIN_SETS_OF
+    from lfm.train import read_recipe
+
+    batch = args.batch or read_recipe(ROOT / "params" / "train_open_v3.yaml")["stages"][-1]["train"]["batch_size"]
     old = Path(args.old_root) if args.old_root else old_tree()
+    sets = list(TRAIN_SETS_OF["open-benchmark-v1"])  # the v2 recipe's 23 sets, the same for both trees
     rows = {}
     for threads in (1, 2):
-        v2 = measure(old, threads, args.samples, {"batch_size": 64})
-        new = measure(ROOT, threads, args.samples, {"batch_size": batch, "batches": "device"})
+        v2 = measure(old, threads, args.samples, {"batch_size": 64, "categories": sets})
+        new = measure(ROOT, threads, args.samples, {"batch_size": batch, "batches": "device", "precision": "auto",
+                                                    "categories": sets})
         rows[f"threads_{threads}"] = {"v2_step": v2, "new_default": new,
                                       "speedup_vs_v2_step": new["samples_per_s"] / v2["samples_per_s"]}
         print(threads, rows[f"threads_{threads}"], flush=True)
     write("train_step_cpu", {**rows, "speedup_vs_v2_step": rows["threads_1"]["speedup_vs_v2_step"],
-                             "new_batch": batch, "v2_commit": V2_COMMIT, "d_model": 64,
+                             "new_batch": batch, "v2_commit": V2_COMMIT, "d_model": 64, "sets": sets,
+                             "cpu_bf16": __import__("lfm.train", fromlist=["cpu_has_bf16"]).cpu_has_bf16(),
                              "note": "v2 recipe data and augmentation from scratch, whole step timed as one unit "
                                      "(draw batch + forward + loss + backward + AdamW); other processes shared the "
                                      "2-core machine, so absolute numbers are noisy, the two paths ran in turn"})
