@@ -306,13 +306,14 @@ def examples(predictions: dict, splits: dict, *, protocol: str = "realistic", pi
 
 # The generalization targets (issue 13 of the project): realistic cameras, reflection allowed, means over the sets
 # of each protocol. (name, role, graph, statistic, bound)
-TARGETS = (
-    ("in-distribution mean", "train", "trained", "ratio_refl", 0.3),
-    ("in-distribution worst set", "train", "trained", "max_ratio_refl", 0.6),
-    ("leave-category-out mean", "ood", "trained", "ratio_refl", 0.6),
-    ("rig transfer mean", "rig_transfer", "trained", "ratio_refl", 0.6),
-    ("no skeleton (in distribution)", "train", "input_knn", "ratio_refl", 0.8),
+TARGETS = (  # the v3 model's issue: realistic cameras, reflection allowed, x flat
+    ("in-distribution mean", "train", "trained", "ratio_refl", 0.40),
+    ("in-distribution worst set", "train", "trained", "max_ratio_refl", 0.80),
+    ("leave-category-out mean", "ood", "trained", "ratio_refl", 0.65),
+    ("rig transfer mean", "rig_transfer", "trained", "ratio_refl", 0.65),
+    ("no skeleton (in distribution)", "train", "input_knn", "ratio_refl", 0.60),
 )
+SO3_TARGET = ("SO(3) orthographic views (in distribution)", 0.85)  # the same model on the hard view protocol
 
 
 def targets(res: dict, protocol: str = "realistic") -> list[dict]:
@@ -326,6 +327,10 @@ def targets(res: dict, protocol: str = "realistic") -> list[dict]:
         v = None if m is None else m[stat]
         out.append({"target": name, "bound": f"<= {bound} x flat", "value": v,
                     "met": None if v is None else bool(v <= bound)})
+    name, bound = SO3_TARGET
+    m = means.get(("train", "so3_ortho", "trained"))
+    v = None if m is None else m["ratio_refl"]
+    out.append({"target": name, "bound": f"<= {bound} x flat", "value": v, "met": None if v is None else bool(v <= bound)})
     skel = means.get(("train", protocol, "skeleton"))
     for g in ("motion_mst", "mean_knn"):
         m = means.get(("train", protocol, g))

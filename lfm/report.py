@@ -4,7 +4,7 @@ Each table is written between ``<!-- report:NAME -->`` and ``<!-- /report:NAME -
 file of docs/;
 ``python -m lfm.report --write`` refreshes them, and ``tests/test_report.py`` fails when README and ``results/``
 disagree. Sources: ``results/evaluate.json`` (the checkpoint of the paper run, by default the shipped one),
-``results/evaluate_v1.json`` (the previous shipped checkpoint on the same benchmark), ``results/ablations.json``,
+``results/evaluate_v2.json`` (the previous shipped checkpoint on the same benchmark; ``evaluate_v1.json`` before it), ``results/ablations.json``,
 ``results/occlusion.json``, ``results/baselines.json``, ``results/ood_present.json``, ``results/h3wb.json`` and
 ``results/benchmark.json`` where present: a paper item whose file is missing reads "not run".
 """
@@ -290,7 +290,7 @@ def paper_table() -> str:
 
 def tables() -> dict[str, str]:
     """The generated tables by marker name (only those whose result files exist)."""
-    cur, old = _load("evaluate.json"), _load("evaluate_v1.json")
+    cur, old = _load("evaluate.json"), _load("evaluate_v2.json") or _load("evaluate_v1.json")
     out = {}
     if cur and "means" in cur:
         out["protocols"] = protocol_table(cur, old if old is not cur else None)

@@ -118,11 +118,16 @@ def test_evaluate_benchmark_uses_the_training_split_for_graphs(monkeypatch, rng)
 
 def test_targets_report_missing_protocols_as_not_evaluated():
     res = {"means": [{"role": "train", "protocol": "realistic", "graph": "trained", "ratio_refl": 0.25,
-                      "max_ratio_refl": 0.7, "model_det": 0.11, "model_refl": 0.1}]}
+                      "max_ratio_refl": 0.9, "model_det": 0.11, "model_refl": 0.1}]}
     t = {r["target"]: r for r in evaluate.targets(res)}
     assert t["in-distribution mean"]["met"] is True and t["in-distribution worst set"]["met"] is False
     assert t["leave-category-out mean"]["value"] is None and t["leave-category-out mean"]["met"] is None
     assert t["depth sign: det=+1 vs reflection allowed"]["value"] == pytest.approx(0.1)
+    assert t["SO(3) orthographic views (in distribution)"]["met"] is None
+    res["means"].append({"role": "train", "protocol": "so3_ortho", "graph": "trained", "ratio_refl": 0.86})
+    t = {r["target"]: r for r in evaluate.targets(res)}
+    assert t["SO(3) orthographic views (in distribution)"]["value"] == 0.86
+    assert t["SO(3) orthographic views (in distribution)"]["met"] is False  # bound 0.85
 
 
 def test_score_divides_by_the_truths_radius():
@@ -178,7 +183,7 @@ def test_targets_with_every_protocol_present():
         base | {"role": "train", "graph": "mean_knn", "ratio_refl": 0.3, "model_det": 0.1, "model_refl": 0.12},
         base | {"role": "train", "graph": "input_knn", "ratio_refl": 0.85, "model_det": 0.1, "model_refl": 0.1},
         base | {"role": "ood", "graph": "trained", "ratio_refl": 0.59, "model_det": 0.1, "model_refl": 0.1},
-        base | {"role": "rig_transfer", "graph": "trained", "ratio_refl": 0.61, "model_det": 0.1, "model_refl": 0.1},
+        base | {"role": "rig_transfer", "graph": "trained", "ratio_refl": 0.66, "model_det": 0.1, "model_refl": 0.1},
     ]}
     t = {r["target"]: r for r in evaluate.targets(res)}
     assert t["skeleton swap: motion_mst vs rig skeleton"]["value"] == pytest.approx(0.05)

@@ -21,8 +21,8 @@ def test_protocol_table_puts_targets_next_to_the_previous_checkpoint():
 
     t = report.protocol_table(res(0.25, "new"), res(0.4, "old"))
     line = next(ln for ln in t.splitlines() if ln.startswith("| in-distribution mean"))
-    assert line == "| in-distribution mean | <= 0.3 x flat | 0.400 | 0.250 | yes |"
-    assert "| leave-category-out mean | <= 0.6 x flat | – | – | not run |" in t
+    assert line == "| in-distribution mean | <= 0.4 x flat | 0.400 | 0.250 | yes |"
+    assert "| leave-category-out mean | <= 0.65 x flat | – | – | not run |" in t
     with pytest.raises(ValueError, match="report:means"):
         report._replace("no markers here", "means", "x")
 
