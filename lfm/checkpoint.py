@@ -22,7 +22,7 @@ from .results import atomic_write_bytes
 __all__ = ["CheckpointError", "save", "load", "verify", "export", "load_model", "of_run", "SHIPPED", "DEFAULT"]
 
 SHIPPED = Path(__file__).parent / "checkpoints"
-DEFAULT = SHIPPED / "lfm_open_v2.pt"  # the checkpoint lfm.lift uses unless told otherwise (v1 stays loadable)
+DEFAULT = SHIPPED / "lfm_open_v3.pt"  # the checkpoint lfm.lift uses unless told otherwise (v1 and v2 stay loadable)
 
 
 class CheckpointError(ValueError):
@@ -105,5 +105,5 @@ def of_run(results_dir, train_run: str, checkpoint: str = "") -> Path:
     path = paths.root() / checkpoint if checkpoint else Path(results_dir) / train_run / "model.pt"
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist: run 02_train first (it exports <results>/{train_run}/"
-                                "model.pt), or set checkpoint to a file such as lfm/checkpoints/lfm_open_v2.pt.")
+                                "model.pt), or set checkpoint to a file such as lfm/checkpoints/lfm_open_v3.pt.")
     return path

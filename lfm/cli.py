@@ -375,8 +375,8 @@ def build_parser() -> argparse.ArgumentParser:
     lf.add_argument("--html", metavar="PAGE", help="also write one offline HTML page: 3D skeleton, frame slider, 2D "
                     "input beside it")
     lf.add_argument("--force", action="store_true", help="replace an existing output (also the input file)")
-    lf.add_argument("--checkpoint", help="checkpoint path (default: the shipped lfm/checkpoints/lfm_open_v2.pt; "
-                    "lfm_open_v1.pt is the previous one; `lfm finetune` writes RUN/model.pt)")
+    lf.add_argument("--checkpoint", help="checkpoint path (default: the shipped lfm/checkpoints/lfm_open_v3.pt; "
+                    "lfm_open_v2.pt and lfm_open_v1.pt are the previous ones; `lfm finetune` writes RUN/model.pt)")
     lf.add_argument("--rig", help="a rig of the checkpoint or a named skeleton (coco17, h36m17, mediapipe_hand21, "
                     "openpose_hand21, mediapipe_pose33, coco_wholebody133), keypoints in its order; `lfm rigs` "
                     "lists them")

@@ -1,10 +1,10 @@
 """Lift 2D keypoints to 3D with a trained model: ``lfm.lift(points2d, mask=None, edges=None, rig=None)`` (the
 package-level function calls :func:`lift` here).
 
-The shipped checkpoint ``lfm/checkpoints/lfm_open_v2.pt`` (trained by ``params/train_open_v2.yaml`` on the open
-benchmark v2 with rig and graph augmentation) is used unless ``checkpoint=`` names another one, e.g. the previous
-``lfm_open_v1.pt`` (better on its 13 training rigs with their skeletons, worse on anything else), or ``model=`` gives a
-loaded model. Inputs are image coordinates of any scale;
+The shipped checkpoint ``lfm/checkpoints/lfm_open_v3.pt`` (trained by ``params/train_open_v3.yaml`` on the open
+benchmark v3's 32 sets with rig and graph augmentation, from v2's weights) is used unless ``checkpoint=`` names
+another one, e.g. the previous ``lfm_open_v2.pt`` (a little better on its own 23 sets, worse on the 9 sets v3 added
+and on held-out categories) or ``lfm_open_v1.pt``, or ``model=`` gives a loaded model. Inputs are image coordinates of any scale;
 normalisation (centre on the visible mean, scale into [-1, 1]) and its inverse happen inside.
 
 Graph of the local attention branch, in order of preference:

@@ -178,16 +178,19 @@ def test_docs_name_functions_that_exist():
 
 
 def test_the_previous_checkpoint_stays_loadable_and_differs():
-    """v2 is the default; v1 is still shipped, loads, lifts, and is another model."""
+    """v3 is the default; v1 and v2 are still shipped, load, lift, and are other models."""
     v1 = L.checkpoint.SHIPPED / "lfm_open_v1.pt"
-    assert L.DEFAULT_CHECKPOINT.name == "lfm_open_v2.pt" and v1.is_file()
+    v2 = L.checkpoint.SHIPPED / "lfm_open_v2.pt"
+    assert L.DEFAULT_CHECKPOINT.name == "lfm_open_v3.pt" and v1.is_file() and v2.is_file()
+    assert np.abs(L.lift(np.random.default_rng(1).normal(size=(17, 2)), rig="coco17", checkpoint=v2).canonical -
+                  L.lift(np.random.default_rng(1).normal(size=(17, 2)), rig="coco17").canonical).max() > 1e-3
     p = np.random.default_rng(0).normal(size=(17, 2))
     a = L.lift(p, rig="coco17")
     b = L.lift(p, rig="coco17", checkpoint=v1)
     assert a.canonical.shape == b.canonical.shape == (17, 3)
     assert np.abs(a.canonical - b.canonical).max() > 1e-3
     assert L.load_model(v1)[1]["model_config"].get("pe_every_layer", False) is False
-    assert L.load_model()[1]["model_config"]["pe_every_layer"] is True and L.load_model()[1]["recipe"] == "lfm_open_v2"
+    assert L.load_model()[1]["model_config"]["pe_every_layer"] is True and L.load_model()[1]["recipe"] == "lfm_open_v3"
 
 
 def test_lift_with_a_loaded_model_equals_lift_with_its_checkpoint(pose):

@@ -289,7 +289,7 @@ def test_layer_equals_the_old_implementation(attention, N, monkeypatch):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("name", ["lfm_open_v1.pt", "lfm_open_v2.pt"])
+@pytest.mark.parametrize("name", ["lfm_open_v1.pt", "lfm_open_v2.pt", "lfm_open_v3.pt"])
 def test_shipped_checkpoints_give_the_old_outputs(name, monkeypatch):
     from pathlib import Path
 

@@ -71,3 +71,17 @@ def test_each_table_lives_in_exactly_one_document(tmp_path, monkeypatch):
     (tmp_path / "docs" / "results.md").write_text("nothing\n")
     with pytest.raises(ValueError, match="table 'b'"):
         report.write_readme(tmp_path)
+
+
+def test_the_previous_checkpoint_is_scored_on_the_current_sets():
+    """v2 trained on 2 of the 3 sets v3 trained on: its in-distribution value is the mean over the same 3 sets
+    (the untrained one included), not over its own 2."""
+    row = lambda c, role, v: {"category": c, "role": role, "protocol": "realistic", "graph": "trained",  # noqa: E731
+                              "ratio_refl": v, "ratio_det": v, "model_refl": v / 2, "model_det": v / 2}
+    cur = {"means": [{"role": "train", "protocol": "realistic", "graph": "trained", "ratio_refl": 0.5}],
+           "rows": [row("a", "train", 0.5), row("b", "train", 0.5), row("c", "train", 0.5)]}
+    old = {"means": [{"role": "train", "protocol": "realistic", "graph": "trained", "ratio_refl": 0.3}],
+           "rows": [row("a", "train", 0.3), row("b", "train", 0.3), row("c", "untrained", 0.9)]}
+    m = report.on_the_same_sets(old, cur)["means"][0]
+    assert m["sets"] == 3 and m["ratio_refl"] == pytest.approx(0.5) and m["max_ratio_refl"] == 0.9
+    assert m["worst_set"] == "c" and m["model_refl"] == pytest.approx(0.25)
