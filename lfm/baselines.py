@@ -63,7 +63,7 @@ LABELS = {"c3dpo_no_info": "C3DPO-style, no object info (shared slots)",
           "simple_baseline": "SimpleBaseline, per category",
           "lfm_isolated": "LFM, per category (isolated)",
           "lfm_joint": "LFM, joint (combined)"}
-PEER_OVERRIDES = {"mirror": 0.0, "rig_aug": 0.0, "procedural": 0.0, "bucket": False}
+PEER_OVERRIDES = {"mirror": 0.0, "rig_aug": 0.0, "procedural": 0.0, "bucket": False, "batches": "numpy"}
 
 # Fig. 3 (PASCAL3D+, MPJPE in CAD-model units; bar-to-value mapping inferred, paper.md Sec. 2) and Sec. IV.3.1
 PAPER = {
@@ -240,6 +240,8 @@ class _Views:
     proc_sampler: None = None
     ctx: Context = field(default_factory=Context)
     device: torch.device = torch.device("cpu")
+    dev: None = None  # the numpy batch path (PEER_OVERRIDES), never the device-made one
+    proc_dev: None = None
 
 
 def _device(model: nn.Module) -> torch.device:
