@@ -96,5 +96,5 @@ def test_every_named_skeleton_is_a_rig_of_lift():
         assert out.graph == f"rig:{name}" and out.canonical.shape == (n, 3) and np.isfinite(out.camera).all()
     with pytest.raises(L.LiftInputError, match=r"rig 'coco17' has 17 keypoints but points2d has 18"):
         lfm.lift(rng.normal(size=(18, 2)), rig="coco17")
-    with pytest.raises(L.LiftInputError, match=r"unknown rig 'coco18'.*coco17.*mediapipe_pose33"):
+    with pytest.raises(L.LiftInputError, match=r"unknown rig 'coco18'; closest: coco17.*`lfm rigs` lists all"):
         lfm.lift(rng.normal(size=(17, 2)), rig="coco18")
