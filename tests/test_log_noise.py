@@ -26,6 +26,15 @@ def test_loading_a_pybullet_record_prints_nothing(capfd):
     assert (out, err) == ("", "")
 
 
+@pytest.mark.skipif(kinematic.importlib.util.find_spec("myo_sim") is None, reason="myo-sim not installed")
+def test_composing_a_myosuite_model_prints_nothing(capfd):
+    """myo_sim composes its MJCF parts with MjSpec.attach, and MuJoCo writes a warning from C for each one."""
+    kinematic._rig.cache_clear()
+    kinematic.load_kinematic("myo_arm", 1, 2)
+    out, err = capfd.readouterr()
+    assert (out, err) == ("", "")
+
+
 def test_quiet_c_output_restores_the_descriptors(capfd):
     with kinematic.quiet_c_output():
         kinematic.ctypes.CDLL(None).puts(b"from C, buffered")

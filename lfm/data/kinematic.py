@@ -354,8 +354,8 @@ class _MujocoRig:
 
             import myo_sim
 
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
+            with warnings.catch_warnings(), quiet_c_output():  # MuJoCo prints "Attaching a spec with an empty
+                warnings.simplefilter("ignore")  # prefix ..." from C for each composed part: harmless here
                 self.m = myo_sim.load_spec(spec.path).compile()
             self.file = f"{spec.files} composed by myo_sim.load_spec({spec.path!r})"
         else:
