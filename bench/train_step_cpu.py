@@ -73,7 +73,7 @@ def main():
     from lfm.config import TrainConfig
 
     from lfm.data.benchmark import TRAIN_SETS_OF
-    from lfm.train import read_recipe
+    from lfm.train import cpu_has_bf16, read_recipe
 
     batch = args.batch or read_recipe(ROOT / "params" / "train_open_v3.yaml")["stages"][-1]["train"]["batch_size"]
     old = Path(args.old_root) if args.old_root else old_tree()
@@ -88,7 +88,7 @@ def main():
         print(threads, rows[f"threads_{threads}"], flush=True)
     write("train_step_cpu", {**rows, "speedup_vs_v2_step": rows["threads_1"]["speedup_vs_v2_step"],
                              "new_batch": batch, "v2_commit": V2_COMMIT, "d_model": 64, "sets": sets,
-                             "cpu_bf16": __import__("lfm.train", fromlist=["cpu_has_bf16"]).cpu_has_bf16(),
+                             "cpu_bf16": cpu_has_bf16(),
                              "note": "v2 recipe data and augmentation from scratch, whole step timed as one unit "
                                      "(draw batch + forward + loss + backward + AdamW); other processes shared the "
                                      "2-core machine, so absolute numbers are noisy, the two paths ran in turn"})

@@ -172,6 +172,23 @@ def _read_amc(path: Path):
     return P, None, tree_edges(asf["parents"]), np.zeros(len(P), int), "file units", "ASF bone tree"
 
 
+def check_sets(name: str, mix, error=None) -> tuple[str, ...]:
+    """The mixed benchmark sets (``'all'`` expanded) after checking that the user's set ``name`` is not a benchmark
+    set's and that every mixed set is an in-distribution one (``error``: the exception class, MotionError by
+    default); shared by :func:`finetune` and :func:`lfm.selfsup.finetune_2d`."""
+    from .data import benchmark
+
+    error = error or MotionError
+    if name in benchmark.CATEGORIES + benchmark.HELD_OUT:
+        raise error(f"name={name!r} is a benchmark set's name; choose another name for your data.")
+    mix = tuple(benchmark.resolve(mix))
+    wrong = [c for c in mix if c not in benchmark.CATEGORIES]
+    if wrong:
+        raise error(f"mix {wrong}: not in-distribution sets of the benchmark; choose from "
+                    f"{list(benchmark.CATEGORIES)} (or 'all').")
+    return mix
+
+
 def split_motion(cs: CategorySet, test_frac: float = 0.2, val_frac: float = 0.1):
     """A :class:`lfm.data.benchmark.Split` of your data by trajectory: with >= 5 sequences the last ``test_frac``
     of them (sorted by id) test, else the last ``test_frac`` of each sequence's frames; validation the last
@@ -247,14 +264,8 @@ def finetune(data, out_dir, *, checkpoint=None, mix=DEFAULT_MIX, max_minutes: fl
     src = Path(checkpoint) if checkpoint else DEFAULT_CHECKPOINT
     model0, ck0 = load_model(src)
     cs = read_motion(data, up=up, name=name)
-    if cs.category in benchmark.CATEGORIES + benchmark.HELD_OUT:
-        raise MotionError(f"name={cs.category!r} is a benchmark set's name; choose another name for your data.")
+    mix = check_sets(cs.category, mix)
     split = split_motion(cs)
-    mix = tuple(benchmark.resolve(mix))
-    wrong = [c for c in mix if c not in benchmark.CATEGORIES]
-    if wrong:
-        raise MotionError(f"mix {wrong}: not in-distribution sets of the benchmark; choose from "
-                          f"{list(benchmark.CATEGORIES)} (or 'all').")
     log(f"finetune: {cs.category}: {cs.n_frames} frames x {cs.n_keypoints} keypoints; split: {split.rule} "
         f"({split.counts()}); mixing {len(mix)} benchmark sets, yours is 1/{len(mix) + 1} of the batches")
     mixed = {c: benchmark.split_for_training(c, train_stride=train_stride) for c in mix}

@@ -47,22 +47,15 @@ def on_the_same_sets(old: dict, cur: dict) -> dict:
     """``old``'s means recomputed over the sets of each of ``cur``'s means (same role, view protocol and graph), from
     ``old``'s per-set rows whatever role they had there (a set the old checkpoint never trained on counts), so two
     checkpoints trained on different set lists are compared like for like."""
+    from .evaluate import summarize
+
     rows = {(r["category"], r["protocol"], r["graph"]): r for r in old.get("rows", [])}
-    means = []
-    for m in cur["means"]:
-        sets = [r["category"] for r in cur["rows"]
-                if (r["role"], r["protocol"], r["graph"]) == (m["role"], m["protocol"], m["graph"])]
-        got = [rows[(c, m["protocol"], m["graph"])] for c in sets if (c, m["protocol"], m["graph"]) in rows]
-        if not got or len(got) != len(sets):
-            continue
-        ratio = [g["ratio_refl"] for g in got]
-        means.append({"role": m["role"], "protocol": m["protocol"], "graph": m["graph"], "sets": len(got),
-                      "ratio_refl": sum(ratio) / len(ratio), "max_ratio_refl": max(ratio),
-                      "ratio_det": sum(g["ratio_det"] for g in got) / len(got),
-                      "model_refl": sum(g["model_refl"] for g in got) / len(got),
-                      "model_det": sum(g["model_det"] for g in got) / len(got),
-                      "worst_set": max(got, key=lambda g: g["ratio_refl"])["category"]})
-    return {**old, "means": means}
+    groups = {}  # cur's (role, protocol, graph) -> old's rows of the same sets (None where old lacks one)
+    for r in cur["rows"]:
+        groups.setdefault((r["role"], r["protocol"], r["graph"]), []).append(
+            rows.get((r["category"], r["protocol"], r["graph"])))
+    same = [{**o, "role": role} for (role, _, _), olds in groups.items() if all(olds) for o in olds]
+    return {**old, "means": summarize(same)}
 
 
 def protocol_table(cur: dict, old: dict | None) -> str:

@@ -402,7 +402,7 @@ def finetune_2d(data, out_dir, *, checkpoint=None, mix=None, steps: int = 600, e
     at the number that fits, measured on the first 10 steps' pace (None: all ``steps``)."""
     from . import checkpoint as ckpt
     from .data import benchmark
-    from .finetune import DEFAULT_MIX, benchmark_mean, train_config_from
+    from .finetune import DEFAULT_MIX, benchmark_mean, check_sets, train_config_from
     from .config import ModelConfig
     from .lifting import DEFAULT_CHECKPOINT, load_model
     from .results import provenance, write_json
@@ -411,19 +411,13 @@ def finetune_2d(data, out_dir, *, checkpoint=None, mix=None, steps: int = 600, e
     src = Path(checkpoint) if checkpoint else DEFAULT_CHECKPOINT
     model0, ck0 = load_model(src)
     d = read_2d(data, min_confidence=min_confidence, name=name)
-    if d.name in benchmark.CATEGORIES + benchmark.HELD_OUT:
-        raise TwoDError(f"name={d.name!r} is a benchmark set's name; choose another name for your data.")
+    mix = check_sets(d.name, mix or DEFAULT_MIX, TwoDError)
     gids = np.unique(d.group)
     n_val = max(1, int(round(0.1 * len(gids))))
     if len(gids) < 10:
         raise TwoDError(f"{data}: {len(gids)} frames are too few to learn from and hold some out; give at least 10.")
     val_rows = np.isin(d.group, gids[-n_val:])
     train2d, val2d = d.subset(~val_rows), d.subset(val_rows)
-    mix = tuple(benchmark.resolve(mix or DEFAULT_MIX))
-    wrong = [c for c in mix if c not in benchmark.CATEGORIES]
-    if wrong:
-        raise TwoDError(f"mix {wrong}: not in-distribution sets of the benchmark; choose from "
-                        f"{list(benchmark.CATEGORIES)} (or 'all').")
     views = np.bincount(np.unique(d.group, return_inverse=True)[1])
     log(f"finetune --2d: {d.name}: {len(d.points2d)} views of {len(gids)} instants ({views.max()} views at most) x "
         f"{d.points2d.shape[1]} keypoints; {n_val} instants held out; mixing {len(mix)} benchmark 3D sets")

@@ -364,3 +364,14 @@ def test_finetune_reads_real_bvh_and_amc_files_as_rigid_skeletons(tmp_path, name
     bones = np.linalg.norm(P[:, E[:, 0]] - P[:, E[:, 1]], axis=-1)  # (F, E)
     assert np.allclose(bones, bones[:1], atol=1e-4 * np.abs(P).max())
     assert np.median(P[:, :, 1].max(1) - P[:, :, 1].min(1)) > 0.5 * np.median(np.ptp(P[:, :, [0, 2]], axis=1).max(1))
+
+
+def test_finetune_refuses_a_benchmark_name_and_a_held_out_mix_set():
+    """lfm finetune (and its 2D-only variant) checks the user's set name and the mixed sets in one place."""
+    from lfm.finetune import MotionError, check_sets
+
+    with pytest.raises(MotionError, match="name='dog' is a benchmark set's name"):
+        check_sets("dog", ["human41"])
+    with pytest.raises(MotionError, match=r"mix \['cheetah'\]: not in-distribution sets"):
+        check_sets("mine", ["cheetah"])
+    assert check_sets("mine", ["all", "dog"])[:2] == ("human41", "dance") and "dog" in check_sets("mine", ["all"])

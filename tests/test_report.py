@@ -77,7 +77,8 @@ def test_the_previous_checkpoint_is_scored_on_the_current_sets():
     """v2 trained on 2 of the 3 sets v3 trained on: its in-distribution value is the mean over the same 3 sets
     (the untrained one included), not over its own 2."""
     row = lambda c, role, v: {"category": c, "role": role, "protocol": "realistic", "graph": "trained",  # noqa: E731
-                              "ratio_refl": v, "ratio_det": v, "model_refl": v / 2, "model_det": v / 2}
+                              "ratio_refl": v, "ratio_det": v, "model_refl": v / 2, "model_det": v / 2,
+                              "flat_refl": 0.5, "flat_det": 0.5}
     cur = {"means": [{"role": "train", "protocol": "realistic", "graph": "trained", "ratio_refl": 0.5}],
            "rows": [row("a", "train", 0.5), row("b", "train", 0.5), row("c", "train", 0.5)]}
     old = {"means": [{"role": "train", "protocol": "realistic", "graph": "trained", "ratio_refl": 0.3}],
