@@ -37,7 +37,7 @@ cp results/train_open_v2/stage1/last.pt runs/device_v2/stage1/
 V2MIN=$(python3 -c "import torch; ck = torch.load('runs/device_v2/stage1/last.pt', weights_only=False, map_location='cpu'); print(round(ck['state']['elapsed_s'] / 60 + ($L - 60) / 60, 2))")
 timeout "$L" python3 -m lfm.cli train -f params/train_open_v2.yaml -o runs/device_v2 --splits "$SPLITS" \
     --max-minutes "$V2MIN" --no-progress > "$OUT/v2.log" 2>&1 &
-timeout "$L" python3 -m lfm.ablations -f "$ABL_PARAMS" --splits "$ABL_SPLITS" --workers "$WORKERS" \
+timeout "$L" python3 -m lfm.experiments.ablations -f "$ABL_PARAMS" --splits "$ABL_SPLITS" --workers "$WORKERS" \
     --device "$DEVICE" --runs runs/device_ablations --out "$OUT/ablations_rows_h200.json" > "$OUT/ablations.log" 2>&1 &
 wait
 stamp "training done"

@@ -146,7 +146,7 @@ class TrainConfig:
 
     def check_sets(self) -> None:
         """The training sets must be benchmark sets when their splits come from the benchmark (``lfm.train.setup``
-        without prepared ``splits``; with them, any name the splits hold, e.g. ``lfm.h3wb``'s)."""
+        without prepared ``splits``; with them, any name the splits hold, e.g. ``lfm.experiments.h3wb``'s)."""
         from .data import benchmark
 
         unknown = [c for c in self.categories if c != "all" and c not in benchmark.CATEGORIES]

@@ -236,7 +236,8 @@ def lever_bars(table, *, columns: dict, title: str, errors: dict | None = None):
 
 def lever_curves(rows: list[dict], panels: dict, *, title: str, key: str = "val_refl"):
     """Validation ratio to flat over steps, mean over seeds with a band of one standard deviation: ``panels`` maps
-    a panel title to ``{lever: legend label}``; ``rows`` are :func:`lfm.ablations.run_levers` rows (with history)."""
+    a panel title to ``{lever: legend label}``; ``rows`` are :func:`lfm.experiments.ablations.run_levers` rows
+    (with history)."""
     style()
     fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels) + 2.2, 4.0), squeeze=False)
     for ax, (name, levers) in zip(axes[0], panels.items()):

@@ -1,5 +1,5 @@
-"""lfm.baselines: the slot layout, the fixed-slot lifters, their training through lfm's views and loss, and their
-scores through lfm.evaluate's protocol code (a perfect prediction 0, the flat guess 1)."""
+"""lfm.experiments.baselines: the slot layout, the fixed-slot lifters, their training through lfm's views and loss,
+and their scores through lfm.evaluate's protocol code (a perfect prediction 0, the flat guess 1)."""
 
 import dataclasses
 
@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from lfm import baselines as B
 from lfm.config import ModelConfig, TrainConfig
 from lfm.data.benchmark import Split
 from lfm.data.dataset import FrameDataset
 from lfm.data.schema import CategorySet
+from lfm.experiments import baselines as B
 from lfm.metrics import pa_mpjpe, rms_radius
 from lfm.train import train_step
 

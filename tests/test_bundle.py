@@ -5,10 +5,10 @@ import json
 import numpy as np
 import pytest
 
-from lfm import ablations
 from lfm.data.benchmark import Split
 from lfm.data.bundle import load_splits, save_splits
 from lfm.data.schema import CategorySet
+from lfm.experiments import ablations
 
 
 def _split(name="toy", F=12, N=5, seed=0):
@@ -73,7 +73,7 @@ def test_the_figure_6a_levers_change_what_they_name():
 @pytest.mark.skipif(not (__import__("lfm.paths").paths.mirror_dir() / "MANIFEST.json").is_file(),
                     reason="needs the open-data mirror")
 def test_parallel_lever_runner_writes_every_row_in_lever_order(tmp_path, offline_cache):
-    """python -m lfm.ablations: two worker processes, two levers, from a prepared splits file."""
+    """python -m lfm.experiments.ablations: two worker processes, two levers, from a prepared splits file."""
     import yaml
 
     from lfm.data import benchmark

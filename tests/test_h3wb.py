@@ -1,6 +1,6 @@
-"""H3WB end to end (lfm.h3wb): the per-part protocol against hand-computed cases and H3WB's own scoring code, the
-subject split, the Table 1 numbers against the paper reference, "not run" without data, and the training path on
-the format fixture and on a synthetic npz of H3WB's layout (validation, checkpoints, resume)."""
+"""H3WB end to end (lfm.experiments.h3wb): the per-part protocol against hand-computed cases and H3WB's own scoring
+code, the subject split, the Table 1 numbers against the paper reference, "not run" without data, and the training
+path on the format fixture and on a synthetic npz of H3WB's layout (validation, checkpoints, resume)."""
 
 import dataclasses
 import json
@@ -11,12 +11,13 @@ import numpy as np
 import pytest
 import torch
 
-from lfm import h3wb, paths
+from lfm import paths
 from lfm.checkpoint import CheckpointError
 from lfm.config import ConfigError, ModelConfig, TrainConfig
 from lfm.data.benchmark import Split
 from lfm.data.fetch import DataUnavailableError
 from lfm.data.schema import CategorySet
+from lfm.experiments import h3wb
 from lfm.metrics import h3wb_metrics
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -194,8 +194,8 @@ def test_the_previous_checkpoint_stays_loadable_and_differs():
 
 
 def test_lift_with_a_loaded_model_equals_lift_with_its_checkpoint(pose):
-    """``model=`` (a loaded model, as lfm.h3wb scores one) gives what its checkpoint path gives; the model's mode is
-    restored; a checkpoint and a model together are refused."""
+    """``model=`` (a loaded model, as lfm.experiments.h3wb scores one) gives what its checkpoint path gives; the
+    model's mode is restored; a checkpoint and a model together are refused."""
     p2, edges = pose
     v1 = L.checkpoint.SHIPPED / "lfm_open_v1.pt"
     model, _ = L.checkpoint.load_model(v1)  # a fresh instance, not the cached one lift loads from the path

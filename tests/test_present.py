@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 
-from lfm import ablations
 from lfm.config import ConfigError, TrainConfig
 from lfm.data import benchmark
 from lfm.data.schema import CategorySet
 from lfm.evaluate import trained_on
+from lfm.experiments import ablations
 
 
 def _cs(n_seq=10, per=6, N=4):

@@ -136,3 +136,29 @@ def test_every_numbered_notebook_checks_its_parameters():
         cells = json.loads(nb_path.read_text())["cells"]
         at = next(i for i, c in enumerate(cells) if "parameters" in c.get("metadata", {}).get("tags", []))
         assert "check_parameters(" in "".join(cells[at + 1]["source"]), nb_path.name
+
+
+def test_only_the_experiments_import_the_experiments():
+    """Imports go one way (lfm/experiments/__init__.py): the core, data, training and lifting modules never import
+    lfm.experiments, so a user's lift never loads the paper's experiment code."""
+    import ast
+
+    bad = []
+    for p in sorted((ROOT / "lfm").rglob("*.py")):
+        if "experiments" in p.relative_to(ROOT / "lfm").parts:
+            continue
+        pkg = ".".join(p.relative_to(ROOT).with_suffix("").parts[:-1])  # the module's package, for relative imports
+        for node in ast.walk(ast.parse(p.read_text())):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    up = pkg.split(".")[:len(pkg.split(".")) - (node.level - 1)]
+                    base = ".".join(up + ([base] if base else []))
+                names = [base] + [f"{base}.{a.name}" for a in node.names]
+            else:
+                continue
+            if any(n == "lfm.experiments" or n.startswith("lfm.experiments.") for n in names):
+                bad.append(f"{p.relative_to(ROOT)}:{node.lineno}")
+    assert not bad, f"modules outside lfm/experiments import it: {bad}"

@@ -1,15 +1,15 @@
-"""The README's result tables are the ones lfm.report generates from results/ (no hand-copied numbers)."""
+"""The README's result tables are the ones lfm.experiments.report generates from results/ (no hand-copied numbers)."""
 
 import pytest
 
-from lfm import report
+from lfm.experiments import report
 
 
 def test_readme_tables_match_the_result_files():
     if not report.tables():
         pytest.skip("no results/evaluate.json in the new format yet")
     stale = report.check_readme()
-    assert not stale, f"README tables {stale} differ from results/: run `python -m lfm.report --write`"
+    assert not stale, f"README tables {stale} differ from results/: run `python -m lfm.experiments.report --write`"
 
 
 def test_protocol_table_puts_targets_next_to_the_previous_checkpoint():

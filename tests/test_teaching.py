@@ -1,6 +1,6 @@
-"""lfm.teaching (the pictures of notebooks/10_geometry_lecture.ipynb): the computations against independent oracles
-(the pinhole formula, scipy's Procrustes, a closed-form SVD, scipy's rotations, the random-Fourier-feature
-identity) and the figure functions (labelled axes with units, titles, one suptitle)."""
+"""lfm.experiments.teaching (the pictures of notebooks/10_geometry_lecture.ipynb): the computations against
+independent oracles (the pinhole formula, scipy's Procrustes, a closed-form SVD, scipy's rotations, the
+random-Fourier-feature identity) and the figure functions (labelled axes with units, titles, one suptitle)."""
 
 import math
 import re
@@ -15,7 +15,8 @@ import torch  # noqa: E402
 from scipy.spatial import procrustes as scipy_procrustes  # noqa: E402
 from scipy.spatial.transform import Rotation  # noqa: E402
 
-from lfm import lifting, plots, teaching  # noqa: E402
+from lfm import lifting, plots  # noqa: E402
+from lfm.experiments import teaching  # noqa: E402
 from lfm.model import TPE  # noqa: E402
 
 from .conftest import needs_mirror  # noqa: E402

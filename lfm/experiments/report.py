@@ -1,12 +1,13 @@
-"""The README's and docs' result tables, generated from the committed result files (``python -m lfm.report``).
+"""The README's and docs' result tables, generated from the committed result files
+(``python -m lfm.experiments.report``).
 
 Each table is written between ``<!-- report:NAME -->`` and ``<!-- /report:NAME -->`` markers in README.md or in one
-file of docs/;
-``python -m lfm.report --write`` refreshes them, and ``tests/test_report.py`` fails when README and ``results/``
-disagree. Sources: ``results/evaluate.json`` (the checkpoint of the paper run, by default the shipped one),
-``results/evaluate_v2.json`` (the previous shipped checkpoint on the same benchmark; ``evaluate_v1.json`` before it), ``results/ablations.json``,
-``results/occlusion.json``, ``results/baselines.json``, ``results/ood_present.json``, ``results/h3wb.json`` and
-``results/benchmark.json`` where present: a paper item whose file is missing reads "not run".
+file of docs/; ``python -m lfm.experiments.report --write`` refreshes them, and ``tests/test_report.py`` fails when
+README and ``results/`` disagree. Sources: ``results/evaluate.json`` (the checkpoint of the paper run, by default
+the shipped one), ``results/evaluate_v2.json`` (the previous shipped checkpoint on the same benchmark;
+``evaluate_v1.json`` before it), ``results/ablations.json``, ``results/occlusion.json``, ``results/baselines.json``,
+``results/ood_present.json``, ``results/h3wb.json`` and ``results/benchmark.json`` where present: a paper item whose
+file is missing reads "not run".
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import re
 import sys
 from pathlib import Path
 
-from . import paths
+from .. import paths
 
 __all__ = ["tables", "write_readme", "check_readme"]
 
@@ -47,7 +48,7 @@ def on_the_same_sets(old: dict, cur: dict) -> dict:
     """``old``'s means recomputed over the sets of each of ``cur``'s means (same role, view protocol and graph), from
     ``old``'s per-set rows whatever role they had there (a set the old checkpoint never trained on counts), so two
     checkpoints trained on different set lists are compared like for like."""
-    from .evaluate import summarize
+    from ..evaluate import summarize
 
     rows = {(r["category"], r["protocol"], r["graph"]): r for r in old.get("rows", [])}
     groups = {}  # cur's (role, protocol, graph) -> old's rows of the same sets (None where old lacks one)
@@ -60,7 +61,7 @@ def on_the_same_sets(old: dict, cur: dict) -> dict:
 
 def protocol_table(cur: dict, old: dict | None) -> str:
     """The generalization protocols, each target next to the previous checkpoint's value on the same sets."""
-    from .evaluate import targets
+    from ..evaluate import targets
 
     if old and old.get("rows") and cur.get("rows"):
         old = on_the_same_sets(old, cur)
@@ -349,7 +350,7 @@ def _home(name: str, texts: dict) -> Path:
 
 def write_readme(root=None) -> list[Path]:
     """Refresh every generated table in README.md and docs/*.md (each file written atomically)."""
-    from .results import atomic_write_text
+    from ..results import atomic_write_text
 
     texts = {p: p.read_text() for p in documents(root)}
     changed = set()

@@ -29,8 +29,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from . import plots
-from .geometry import fit_orthographic_camera, masked_mean, normalize_2d, similarity_align
+from .. import plots
+from ..geometry import fit_orthographic_camera, masked_mean, normalize_2d, similarity_align
 
 __all__ = ["Example", "example", "rms_radius", "project", "depth_mirror", "flat_guess", "align", "ProcrustesSteps",
            "procrustes_steps", "similar_copy", "camera_fit_path", "hide", "rotation_angle", "ModelView", "model_view",
@@ -68,7 +68,7 @@ class Example:
 
 def example(name: str = "human_cmu31", frame: int = 0, protocol: str = "realistic") -> Example:
     """Test view ``frame`` of benchmark set ``name`` under ``protocol`` (see :func:`lfm.data.benchmark.test_views`)."""
-    from .data import benchmark
+    from ..data import benchmark
 
     sp = benchmark.split_category(name)
     views = benchmark.test_views(sp, protocol)
@@ -91,7 +91,7 @@ def _t(x) -> torch.Tensor:
 
 def rms_radius(X: np.ndarray, mask: np.ndarray | None = None) -> float:
     """RMS distance of the visible points of ``X (N, D)`` from their centroid (:func:`lfm.metrics.rms_radius`)."""
-    from .metrics import rms_radius as _rms
+    from ..metrics import rms_radius as _rms
 
     return float(_rms(_t(X), None if mask is None else torch.as_tensor(np.asarray(mask, bool))[None])[0])
 
@@ -100,7 +100,7 @@ def project(X: np.ndarray, kind: str, distance: float = 3.0) -> np.ndarray:
     """2D image of camera-frame points ``X (N, 3)`` centred on 0: ``orthographic`` (drop z) or ``perspective``
     with the centre at ``distance`` RMS radii and the focal length equal to that distance (so a point at the
     centre's depth keeps its size): ``p = d X_xy / (d + z)`` (:func:`lfm.data.views.project`)."""
-    from .data.views import project as _project
+    from ..data.views import project as _project
 
     d = np.array([distance * rms_radius(X)])
     return _project(np.asarray(X, np.float64)[None], kind, d, d)[0]
@@ -116,7 +116,7 @@ def depth_mirror(X: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
 
 def flat_guess(points2d: np.ndarray) -> np.ndarray:
     """The 2D taken as 3D with zero depth (``lfm.evaluate.flat_guess``)."""
-    from .evaluate import flat_guess as _flat
+    from ..evaluate import flat_guess as _flat
 
     return _flat(np.asarray(points2d, np.float64))
 
@@ -218,7 +218,7 @@ class ModelView(NamedTuple):
 
 def model_view(model, points2d: np.ndarray, mask: np.ndarray, edges: np.ndarray) -> ModelView:
     """The normalised tokens, the graphs (:func:`lfm.lifting.choose_graph`) and the encoding ``model.embed``."""
-    from .lifting import choose_graph
+    from ..lifting import choose_graph
 
     p = torch.as_tensor(np.asarray(points2d, np.float32))[None]
     m = torch.as_tensor(np.asarray(mask, bool))[None]

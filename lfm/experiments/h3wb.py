@@ -47,10 +47,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .config import TrainConfig
-from .data.registered import HOW_TO_OBTAIN, load_h3wb_npz
-from .data.schema import CategorySet
-from .metrics import H3WB_PARTS, h3wb_metrics, pa_mpjpe, rms_radius
+from ..config import TrainConfig
+from ..data.registered import HOW_TO_OBTAIN, load_h3wb_npz
+from ..data.schema import CategorySet
+from ..metrics import H3WB_PARTS, h3wb_metrics, pa_mpjpe, rms_radius
 
 __all__ = ["run", "load", "split_subjects", "subjects_of", "validation_frames", "size_prior",
            "lift_mm", "part_pa_mpjpe", "part_errors", "table1", "fig4", "result_json", "PAPER_TABLE1", "PAPER_PA",
@@ -121,7 +121,7 @@ PROTOCOL = {
 # ------------------------------------------------------------------------------------------------------ data
 def _data_file(h3wb_dir: str) -> Path:
     """The H3WB npz in ``h3wb_dir`` (the first of :data:`DATA_FILES` present), or an error saying how to get it."""
-    from .data.fetch import DataUnavailableError
+    from ..data.fetch import DataUnavailableError
 
     d = Path(h3wb_dir).expanduser()
     for name in DATA_FILES:
@@ -137,13 +137,13 @@ def load(h3wb_dir: str = "") -> tuple[CategorySet, dict]:
     """``(frames, source)``: the H3WB frames of ``h3wb_dir``'s npz, or (``h3wb_dir=""``) the mirror's format fixture
     (:data:`FIXTURE`, fetched with :func:`lfm.data.fetch`), with the ``coco_wholebody133`` skeleton
     (:mod:`lfm.skeletons`) as their edges. ``source["mode"]`` is ``"h3wb"`` or ``"fixture"``."""
-    from . import paths
+    from .. import paths
 
     if h3wb_dir:
         path = _data_file(h3wb_dir)
         mode = "h3wb"
     else:
-        from .data import fetch
+        from ..data import fetch
 
         path = fetch(FIXTURE, progress=False)
         mode = "fixture"
@@ -220,7 +220,7 @@ def part_errors(camera_mm: np.ndarray, canonical: np.ndarray, gt_mm: np.ndarray)
     """Means over frames: ``mpjpe`` (H3WB protocol on the 2D-only camera-frame prediction ``camera_mm``),
     ``pa_mpjpe`` (:func:`part_pa_mpjpe`) and the diagnostic ``mpjpe_gt_similarity`` (H3WB parts after one
     whole-body similarity fit of ``canonical`` to the ground truth). All ``(B, 133, 3)``; mm."""
-    from .geometry import similarity_align
+    from ..geometry import similarity_align
 
     cam, can = torch.as_tensor(camera_mm, dtype=torch.float64), torch.as_tensor(canonical, dtype=torch.float64)
     gt = torch.as_tensor(gt_mm, dtype=torch.float64)
@@ -236,13 +236,13 @@ def part_errors(camera_mm: np.ndarray, canonical: np.ndarray, gt_mm: np.ndarray)
 # ------------------------------------------------------------------------------------------------------ model
 def _adjacency() -> torch.Tensor:
     """The ``coco_wholebody133`` skeleton as a ``(133, 133)`` bool adjacency (the frames' graph, :func:`load`)."""
-    from .data.augment import edges_to_matrix
+    from ..data.augment import edges_to_matrix
 
     return torch.from_numpy(edges_to_matrix(np.asarray(_skeleton().edges), 133))
 
 
 def _skeleton():
-    from .skeletons import get
+    from ..skeletons import get
 
     return get("coco_wholebody133")
 
@@ -252,7 +252,7 @@ def lift_mm(model, points2d: np.ndarray, size_mm: float, *, device="cpu", batch_
     ``coco_wholebody133`` skeleton, its camera-frame 3D (the orthographic camera fit to the input 2D) centred and
     scaled to RMS radius ``size_mm``, and its canonical 3D (at the input's scale). Every keypoint is visible
     (H3WB's complete 2D). ``device``: where ``model`` is moved first."""
-    from .lifting import lift
+    from ..lifting import lift
 
     out = lift(points2d, edges=np.asarray(_skeleton().edges), model=model.to(device), batch_size=batch_size)
     cam = torch.as_tensor(out.camera, dtype=torch.float64)
@@ -275,13 +275,13 @@ def run(h3wb_dir: str = "", *, model_cfg=None, train_subjects=TRAIN_SUBJECTS, te
     epoch of ``fixture_steps`` steps of ``min(batch_size, fixture_batch)`` samples from a fresh start into
     ``run_dir/fixture``. Without ``run_dir`` the run folder is a temporary one, deleted after scoring.
     """
-    from . import paths
-    from .checkpoint import load_model
-    from .config import ModelConfig
-    from .data.benchmark import Split
-    from .env import resolve_device
-    from .results import provenance
-    from .train import run_folder, train
+    from .. import paths
+    from ..checkpoint import load_model
+    from ..config import ModelConfig
+    from ..data.benchmark import Split
+    from ..env import resolve_device
+    from ..results import provenance
+    from ..train import run_folder, train
 
     fixed = sorted(set(train_kw) & {"categories", "present", "graph"})
     if fixed:
@@ -310,7 +310,7 @@ def run(h3wb_dir: str = "", *, model_cfg=None, train_subjects=TRAIN_SUBJECTS, te
              "size_prior_mm": size_mm}
     log(f"H3WB {source['mode']}: {source['file']}; train {split['train_subjects']} ({tr.n_frames} frames, "
         f"{split['validation_frames']} validation), test {split['test_subjects']} ({test.n_frames} frame(s))")
-    rule = f"{PROTOCOL['split']} (lfm.h3wb)"
+    rule = f"{PROTOCOL['split']} (lfm.experiments.h3wb)"
     with tempfile.TemporaryDirectory(prefix="lfm_h3wb_") as tmp:
         out = (Path(tmp) if run_dir is None else Path(run_dir) / "fixture" if fixture else
                run_folder(run_dir, "h3wb", model_cfg, cfg))  # other settings: another folder, not an error
@@ -374,7 +374,7 @@ def fig4(result: dict | None = None):
     reports them (blue), and this bundle's MPJPE and PA-MPJPE (orange) where it was run on H3WB; MPJPE in mm."""
     import matplotlib.pyplot as plt
 
-    from .plots import PALETTE, style
+    from ..plots import PALETTE, style
 
     style()
     ours = _ours(result)

@@ -37,14 +37,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from .config import ModelConfig, TrainConfig
-from .data import benchmark
-from .data.dataset import BatchSampler, FrameDataset
-from .distributed import Context
-from .env import resolve_device
-from .evaluate import evaluate_benchmark, evaluate_category
-from .geometry import normalize_2d
-from .train import draw_batch, run_folder, train, train_step, validation_views
+from ..config import ModelConfig, TrainConfig
+from ..data import benchmark
+from ..data.dataset import BatchSampler, FrameDataset
+from ..distributed import Context
+from ..env import resolve_device
+from ..evaluate import evaluate_benchmark, evaluate_category
+from ..geometry import normalize_2d
+from ..train import draw_batch, run_folder, train, train_step, validation_views
 
 __all__ = ["SlotLayout", "SlotMLP", "FixedSlotLifter", "SimpleBaseline", "ForCategory", "fit", "score",
            "run_comparison", "comparison_table", "combined_vs_isolated", "comparison_bars", "MODELS", "C3DPO_VARIANTS",
@@ -319,7 +319,7 @@ def score(model: nn.Module, splits: dict, sets, protocols=("realistic",)) -> lis
 
 
 def _lfm_rows(model_cfg, cfg, splits, sets, protocols, out_dir, tag, log) -> tuple[list[dict], dict]:
-    from . import checkpoint as ckpt
+    from .. import checkpoint as ckpt
 
     out = run_folder(out_dir, tag, model_cfg, cfg)
     summary = train(model_cfg, cfg, out, progress=False, splits=splits, log=lambda s: None)
@@ -339,7 +339,8 @@ def run_comparison(sets, base_model: ModelConfig, base_train: TrainConfig, split
     ``minutes``."""
     unknown = [m for m in models if m not in MODELS]
     if unknown:
-        raise ValueError(f"models {unknown} are unknown; choose from {list(MODELS)} (lfm.baselines.MODELS).")
+        raise ValueError(f"models {unknown} are unknown; choose from {list(MODELS)} "
+                         "(lfm.experiments.baselines.MODELS).")
     sets = tuple(sets)
     sizes = {c: splits[c].train.n_keypoints for c in sets}
     rows = []
@@ -425,7 +426,7 @@ def comparison_bars(tables: dict, *, title: str):
     with the sd over seeds; the flat guess is the dotted line at 1."""
     import matplotlib.pyplot as plt
 
-    from . import plots
+    from .. import plots
 
     plots.style()
     protos = list(tables)

@@ -8,7 +8,7 @@ history); :func:`lever_table` averages the seeds (mean and standard deviation). 
 On a machine with many cores or a GPU, the runs go in parallel processes from a prepared splits file
 (:mod:`lfm.data.bundle`); the rows file it writes is what ``04_ablations`` reads with ``rows_file``::
 
-    python -m lfm.ablations -f params/paper/04_ablations.yaml --splits splits.pkl.xz --workers 12 \
+    python -m lfm.experiments.ablations -f params/paper/04_ablations.yaml --splits splits.pkl.xz --workers 12 \
         --set minutes_per_run=0 --set max_epochs=20 --out results/ablations/rows_gpu.json
 """
 
@@ -21,11 +21,11 @@ from pathlib import Path
 
 import numpy as np
 
-from . import checkpoint as ckpt
-from .config import ModelConfig, TrainConfig
-from .env import resolve_device
-from .evaluate import evaluate_benchmark
-from .train import run_folder, train
+from .. import checkpoint as ckpt
+from ..config import ModelConfig, TrainConfig
+from ..env import resolve_device
+from ..evaluate import evaluate_benchmark
+from ..train import run_folder, train
 
 __all__ = ["LEVERS", "base_configs", "run_levers", "lever_table", "read_rows", "present_vs_absent",
            "present_table", "rig_transfer", "rig_transfer_table", "imbalance", "imbalance_table"]
@@ -71,7 +71,8 @@ def _fit_and_score(mcfg: ModelConfig, tcfg: TrainConfig, out: Path, splits: dict
 def _check_levers(levers) -> None:
     unknown = [k for k in levers if k not in LEVERS]
     if unknown:
-        raise ValueError(f"levers {unknown} are unknown; choose from {list(LEVERS)} (lfm.ablations.LEVERS).")
+        raise ValueError(f"levers {unknown} are unknown; choose from {list(LEVERS)} "
+                         "(lfm.experiments.ablations.LEVERS).")
 
 
 def _one(name: str, seed: int, base_model, base_train, splits, eval_sets, out_dir, graphs, device="auto") -> dict:
@@ -129,7 +130,7 @@ def present_vs_absent(ood_sets, base_model: ModelConfig, base_train: TrainConfig
     trained on them plus the first 80 % of the sequences of every set in ``ood_sets`` ('present',
     :func:`lfm.data.benchmark.split_present`), the same steps; both scored on the same test frames and views (the
     last 20 % of those sequences), with the set's own graph. One row per (set, protocol, condition, seed)."""
-    from .data import benchmark
+    from ..data import benchmark
 
     present = {c: benchmark.split_present(c, train_stride=base_train.train_stride) for c in ood_sets}
     splits = {c: benchmark.split_for_training(c, train_stride=base_train.train_stride) for c in base_train.train_sets}
@@ -176,7 +177,7 @@ def rig_transfer(pairs, base_model: ModelConfig, base_train: TrainConfig, out_di
     steps). A held-out rig trains on its first 80 % of sequences (:func:`lfm.data.benchmark.split_present`) and is
     tested on the rest, so no direction tests on a frame it trained on. One row per (source, target, positional,
     seed, graph)."""
-    from .data import benchmark
+    from ..data import benchmark
 
     rows = []
     names = sorted({n for p in pairs for n in p})
@@ -225,7 +226,7 @@ def imbalance(minor: str, keep: float, widths, base_model: ModelConfig, base_tra
     ``minor``, of which only every k-th training frame is kept (k = round(1 / keep)); per width, positional
     encoding and seed one model (same steps) is scored on ``minor``'s full test split with its skeleton. One row
     per (width, positional, seed)."""
-    from .data import benchmark
+    from ..data import benchmark
 
     splits = {c: benchmark.split_category(c, train_stride=base_train.train_stride) for c in base_train.train_sets}
     if minor not in splits:
@@ -265,17 +266,17 @@ def imbalance_table(rows: list[dict]):
 
 
 def read_rows(path) -> dict:
-    """A rows file written by ``python -m lfm.ablations`` (``{"params", "rows", "provenance", ...}``)."""
+    """A rows file written by ``python -m lfm.experiments.ablations`` (``{"params", "rows", "provenance", ...}``)."""
     import json
 
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"rows_file {path}: no such file; write it with `python -m lfm.ablations ... --out "
-                                f"{path}` or leave rows_file empty to train here.")
+        raise FileNotFoundError(f"rows_file {path}: no such file; write it with `python -m lfm.experiments.ablations "
+                                f"... --out {path}` or leave rows_file empty to train here.")
     data = json.loads(path.read_text())
     if not isinstance(data, dict) or not isinstance(data.get("rows"), list) or "params" not in data:
-        raise ValueError(f"rows_file {path}: not a rows file of `python -m lfm.ablations` (needs 'params' and "
-                         "'rows').")
+        raise ValueError(f"rows_file {path}: not a rows file of `python -m lfm.experiments.ablations` "
+                         "(needs 'params' and 'rows').")
     order = {name: i for i, name in enumerate(data["params"]["levers"])}
     data["rows"].sort(key=lambda r: (order.get(r["lever"], len(order)), r["seed"]))  # the workers finish unordered
     return data
@@ -291,7 +292,7 @@ def _worker(task) -> dict:
 
     name, seed, params, splits_file, out_dir, device = task
     if splits_file not in _SPLITS:
-        from .data.bundle import load_splits
+        from ..data.bundle import load_splits
 
         _SPLITS.clear()
         _SPLITS[splits_file] = load_splits(splits_file)
@@ -305,9 +306,10 @@ def _worker(task) -> dict:
 def main(argv=None) -> None:
     import yaml
 
-    from .results import provenance, write_json
+    from ..results import provenance, write_json
 
-    ap = argparse.ArgumentParser(prog="python -m lfm.ablations", description="Train and score every (lever, seed) of 04_ablations in parallel "
+    ap = argparse.ArgumentParser(prog="python -m lfm.experiments.ablations",
+                                 description="Train and score every (lever, seed) of 04_ablations in parallel "
                                  "processes, from a prepared splits file; writes a rows file for 04's rows_file.")
     ap.add_argument("-f", "--file", required=True, help="04 parameters (e.g. params/paper/04_ablations.yaml)")
     ap.add_argument("--splits", required=True, help="prepared splits (python -m lfm.data.bundle) holding every "
@@ -330,8 +332,8 @@ def main(argv=None) -> None:
         _check_levers(params["levers"])
     except ValueError as e:
         raise SystemExit(f"{args.file}: {e}") from None
-    from .data import benchmark
-    from .data.bundle import load_splits
+    from ..data import benchmark
+    from ..data.bundle import load_splits
 
     # every set there, or say which, before any worker starts
     load_splits(args.splits, sets=benchmark.resolve(params["train_sets"] + params["eval_sets"]))
