@@ -10,6 +10,8 @@ The parts, each usable alone (``bench/bench_train.py`` times :func:`train_step`)
 
 * :func:`setup` builds data, samplers, model, optimiser and scheduler (a :class:`Run`);
 * :func:`resume` continues a run from its ``last.pt``;
+* :func:`run_epochs` is the one training loop: epochs of steps, each followed by :func:`end_epoch`, until the run
+  stops (:func:`train` runs LFM through it; :func:`lfm.experiments.baselines.fit` its fixed-slot peers);
 * :func:`draw_batch` draws one training batch: frame indices from the sampler (or, with probability
   ``procedural``, from the procedural bodies), fresh random views, pose / rig / graph augmentation;
 * :func:`train_step` is one optimiser step: the model's 3D and the Procrustes-aligned MSE against the unit-radius
@@ -19,6 +21,7 @@ The parts, each usable alone (``bench/bench_train.py`` times :func:`train_step`)
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 import math
@@ -42,8 +45,8 @@ from .losses import procrustes_mse
 from .model import LFM
 from .results import provenance, write_json
 
-__all__ = ["train", "setup", "resume", "draw_batch", "train_step", "end_epoch", "Run", "validation_views",
-           "resolve_path", "export_run", "BUDGET_FIELDS", "run_folder"]
+__all__ = ["train", "setup", "resume", "run_epochs", "draw_batch", "train_step", "end_epoch", "Run",
+           "validation_views", "resolve_path", "export_run", "BUDGET_FIELDS", "run_folder"]
 
 BUDGET_FIELDS = ("max_minutes", "max_epochs", "threads", "device")  # may change when a run is continued
 
@@ -101,11 +104,11 @@ def _plain_cfg(cfg) -> dict:
 class Run:
     """Everything one training run holds between steps."""
 
-    model_cfg: ModelConfig
+    model_cfg: ModelConfig | None  # None for a model built elsewhere (setup's ``model``)
     cfg: TrainConfig
-    out_dir: Path
+    out_dir: Path | None  # None: no checkpoints, the best epoch's weights are kept in ``best_weights``
     device: torch.device
-    model: LFM
+    model: torch.nn.Module
     opt: torch.optim.Optimizer
     sched: object
     ds: FrameDataset
@@ -122,6 +125,9 @@ class Run:
     forward: object = None  # what a training step calls: the model, or its torch.compile'd wrapper
     state: dict = field(default_factory=lambda: {"epoch": 0, "step": 0, "history": [], "best": math.inf,
                                                  "best_epoch": 0, "elapsed_s": 0.0, "stopped": None})
+    validate: object = None  # run -> {"mean": {...}, "per_category": {...}}; None: LFM's validation
+    forward_for: object = None  # (forward, batch) -> what a step calls on that batch; None: forward itself
+    best_weights: dict | None = None  # the best epoch's state dict of a run without out_dir
 
     @property
     def amp(self) -> bool:
@@ -137,9 +143,14 @@ def cpu_has_bf16() -> bool:
     return any(getattr(cpu, f, lambda: False)() for f in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
 
 
-def setup(model_cfg: ModelConfig, cfg: TrainConfig, out_dir, *, splits: dict | None = None) -> Run:
+def setup(model_cfg: ModelConfig | None, cfg: TrainConfig, out_dir, *, splits: dict | None = None, model=None,
+          validate=None, forward_for=None) -> Run:
     """Data (splits, frame dataset, samplers, validation views), model, optimiser and scheduler of a new run.
-    Under ``torchrun`` the model is wrapped in DistributedDataParallel (see :mod:`lfm.distributed`)."""
+    Under ``torchrun`` the model is wrapped in DistributedDataParallel (see :mod:`lfm.distributed`).
+
+    ``model``: an already-built model trained instead of ``LFM(model_cfg)``; ``validate`` and ``forward_for``: the
+    :class:`Run` hooks for a model with another call (the fixed-slot peers of :mod:`lfm.experiments.baselines`);
+    ``out_dir=None``: a run that writes nothing and keeps its best weights in memory."""
     ctx = setup_distributed(resolve_device(cfg.device))
     device = ctx.device
     if cfg.threads:
@@ -174,7 +185,7 @@ def setup(model_cfg: ModelConfig, cfg: TrainConfig, out_dir, *, splits: dict | N
         dev = DeviceBatches(train_sets, balance=cfg.balance, seed=cfg.seed, **kw)
         if proc_ds is not None:
             proc_dev = DeviceBatches(proc_ds.sets, balance="category", seed=cfg.seed + 7, **kw)
-    model = LFM(model_cfg).to(device)
+    model = (LFM(model_cfg) if model is None else model).to(device)
     if cfg.init_from:
         src = ckpt.load(resolve_path(cfg.init_from), map_location=device)
         missing, unexpected = model.load_state_dict(src["model"], strict=False)
@@ -190,9 +201,9 @@ def setup(model_cfg: ModelConfig, cfg: TrainConfig, out_dir, *, splits: dict | N
                                                        patience=cfg.plateau_patience)
     val = validation_views({c: splits[c] for c in names}, cfg.val_frames)
     forward = _compiled(model, log=print) if cfg.compile else model
-    return Run(model_cfg, cfg, Path(out_dir), device, model, opt, sched, ds, sampler, val, train_sets,
-               np.random.default_rng(cfg.seed + 1), _hash_sets(train_sets), proc_ds, proc_sampler, dev, proc_dev, ctx,
-               forward)
+    return Run(model_cfg, cfg, None if out_dir is None else Path(out_dir), device, model, opt, sched, ds, sampler, val,
+               train_sets, np.random.default_rng(cfg.seed + 1), _hash_sets(train_sets), proc_ds, proc_sampler, dev,
+               proc_dev, ctx, forward, validate=validate, forward_for=forward_for)
 
 
 def _compiled(model, log=print):
@@ -311,10 +322,11 @@ def _validate(run: Run) -> dict:
 
 
 def end_epoch(run: Run, losses: list[float], t0: float, log=print) -> None:
-    """Validate, step the scheduler, update the history, checkpoint (``best.pt`` when improved, ``last.pt``)."""
+    """Validate, step the scheduler, update the history, checkpoint (``best.pt`` when improved, ``last.pt``; a run
+    without ``out_dir`` keeps the improved weights in ``run.best_weights`` instead)."""
     st, cfg = run.state, run.cfg
     st["epoch"] += 1
-    v = _validate(run)
+    v = (run.validate or _validate)(run)
     metric = v["mean"]["model_refl"]
     run.sched.step(metric)
     st["elapsed_s"] = elapsed = time.time() - t0
@@ -328,7 +340,10 @@ def end_epoch(run: Run, losses: list[float], t0: float, log=print) -> None:
         st["stopped"] = "early_stop"
     elif cfg.max_minutes and elapsed >= 60 * cfg.max_minutes:
         st["stopped"] = "max_minutes"
-    if run.ctx.main:
+    if run.out_dir is None:  # nothing written: the best weights stay in memory
+        if improved:
+            run.best_weights = copy.deepcopy(_bare(run.model).state_dict())
+    elif run.ctx.main:
         state = _state_dict(run) | {"val_per_category": v["per_category"]}
         if improved:
             ckpt.save(run.out_dir / "best.pt", state)
@@ -350,10 +365,26 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, out_dir, *, resume: bool = T
         log = lambda *a, **k: None  # noqa: E731  (rank 0 logs)
     if resume and _resume(run, out_dir / "last.pt"):
         log(f"resumed {out_dir / 'last.pt'} at epoch {run.state['epoch']} (step {run.state['step']})")
+    run_epochs(run, progress=progress and run.ctx.main, log=log)
     st = run.state
+    summary = {"stopped": st["stopped"], "epochs": st["epoch"], "steps": st["step"], "samples": st.get("samples", 0),
+               "samples_rank0": st.get("samples_rank", 0), "best_val_refl": st["best"],
+               "best_epoch": st["best_epoch"], "elapsed_s": st["elapsed_s"], "history": st["history"],
+               "model_config": dataclasses.asdict(model_cfg), "train_config": _plain_cfg(cfg),
+               "data_hash": run.data_hash, "processes": run.ctx.world, "provenance": provenance(run.device.type)}
+    if run.ctx.main:
+        write_json(out_dir / "summary.json", summary)
+    return summary
+
+
+def run_epochs(run: Run, *, progress: bool = False, log=print) -> None:
+    """The training loop: epochs of ``cfg.epoch_steps`` steps (:func:`draw_batch`, :func:`train_step`; linear
+    warm-up over ``cfg.warmup_steps``), each followed by :func:`end_epoch`, until the run stops (``max_epochs``,
+    ``max_minutes`` or early stopping; the reason in ``run.state["stopped"]``)."""
+    cfg, st = run.cfg, run.state
     t0 = time.time() - st["elapsed_s"]
     bar = None
-    if progress and run.ctx.main:
+    if progress:
         from tqdm import tqdm
 
         bar = tqdm(total=cfg.epoch_steps, leave=False, mininterval=2.0)
@@ -376,7 +407,8 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, out_dir, *, resume: bool = T
             batch = draw_batch(run)
             st["samples"] = st.get("samples", 0) + len(batch.category) * run.ctx.world  # global samples seen
             st["samples_rank"] = st.get("samples_rank", 0) + len(batch.category)  # this process's share
-            loss = train_step(run.forward, run.opt, batch, allow_reflection=cfg.allow_reflection,
+            forward = run.forward if run.forward_for is None else run.forward_for(run.forward, batch)
+            loss = train_step(forward, run.opt, batch, allow_reflection=cfg.allow_reflection,
                               procrustes=cfg.procrustes, amp=run.amp)
             losses.append(run.ctx.mean(loss))  # the global batch's loss
             st["step"] += 1
@@ -387,14 +419,6 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, out_dir, *, resume: bool = T
         end_epoch(run, losses, t0, log)
     if bar is not None:
         bar.close()
-    summary = {"stopped": st["stopped"], "epochs": st["epoch"], "steps": st["step"], "samples": st.get("samples", 0),
-               "samples_rank0": st.get("samples_rank", 0), "best_val_refl": st["best"],
-               "best_epoch": st["best_epoch"], "elapsed_s": st["elapsed_s"], "history": st["history"],
-               "model_config": dataclasses.asdict(model_cfg), "train_config": _plain_cfg(cfg),
-               "data_hash": run.data_hash, "processes": run.ctx.world, "provenance": provenance(run.device.type)}
-    if run.ctx.main:
-        write_json(out_dir / "summary.json", summary)
-    return summary
 
 
 _resume = resume  # ``train``'s keyword ``resume`` shadows the function inside it

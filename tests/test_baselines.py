@@ -149,23 +149,46 @@ def test_scores_are_ratios_to_flat_through_the_shared_protocol_code(rng, protoco
 
 def test_fit_draws_lfm_training_views_without_mirroring_and_keeps_the_best_epoch(rng, monkeypatch):
     sp = {"dog": toy_split("dog", rng), "chair": toy_split("chair", rng, 6)}
+    import lfm.train
+
     seen = []
-    real = B.draw_batch
+    real = lfm.train.draw_batch
 
     def spy(run):
         seen.append(run.cfg)
         return real(run)
 
-    monkeypatch.setattr(B, "draw_batch", spy)
+    monkeypatch.setattr(lfm.train, "draw_batch", spy)  # the peers train through lfm.train's loop
     cfg = TrainConfig(categories=("dog", "chair"), batch_size=16, epoch_steps=3, max_epochs=2, val_frames=4,
                       early_stop=1000, noise=0.01)
     m = B.FixedSlotLifter({"dog": 8, "chair": 6}, "c3dpo_no_info", hidden=32)
     s = B.fit(m, cfg, sp, log=lambda *a: None)
     assert s["steps"] == 6 and len(s["history"]) == 2 and not m.training
+    assert set(s) == {"steps", "best_epoch", "best_val_refl", "elapsed_s", "history"}
     assert s["best_val_refl"] == min(h["val"]["model_refl"] for h in s["history"])
     assert len(seen) == 6 and all(c.mirror == 0 and c.rig_aug == 0 and c.noise == 0.01 for c in seen)
     assert all(c.train_camera == cfg.train_camera and c.train_projection == cfg.train_projection for c in seen)
 
+
+
+def test_fit_restores_the_weights_of_the_best_epoch_not_the_last(rng, monkeypatch):
+    sp = {"dog": toy_split("dog", rng)}
+    real, seen = B._validate, []
+
+    def val(run):  # the real validation, with the epochs ranked 1st, 3rd, 2nd
+        v = real(run)
+        seen.append({k: t.clone() for k, t in run.model.state_dict().items()})
+        v["mean"]["model_refl"] = (0.5, 0.9, 0.7)[len(seen) - 1]
+        return v
+
+    monkeypatch.setattr(B, "_validate", val)
+    cfg = TrainConfig(categories=("dog",), batch_size=8, epoch_steps=2, max_epochs=3, val_frames=4, early_stop=1000)
+    m = B.SimpleBaseline("dog", 8, hidden=16)
+    s = B.fit(m, cfg, sp, log=lambda *a: None)
+    assert s["best_epoch"] == 1 and s["best_val_refl"] == 0.5 and len(s["history"]) == 3
+    now = m.state_dict()
+    assert all(torch.equal(now[k], t) for k, t in seen[0].items())  # epoch 1's weights, BatchNorm statistics too
+    assert not all(torch.equal(now[k], t) for k, t in seen[2].items())
 
 def test_tables_average_seeds_and_gain_is_one_minus_joint_over_isolated():
     rows = []

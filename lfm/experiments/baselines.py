@@ -11,12 +11,16 @@ visible keypoint, any count, permutation-equivariant).
   ``(x, y, 0)`` (as LFM's decoder with ``xy_residual``). :class:`FixedSlotLifter` is the C3DPO-style joint model
   (no dropout), :class:`SimpleBaseline` the Martinez et al. (2017) MLP for one rig: Linear 1024, two residual
   blocks of 2 x (Linear, BatchNorm, ReLU, Dropout 0.5).
-* :func:`fit` trains a peer the way :func:`lfm.train.train` trains LFM: the same training views
-  (:func:`lfm.train.draw_batch`: cameras, projection, noise, occlusion), the same Procrustes-aligned loss and
-  optimiser step (:func:`lfm.train.train_step`), AdamW with ReduceLROnPlateau, the same seeded validation views
-  (:func:`lfm.train.validation_views`) and keeps the best epoch. Left-right mirroring of the 3D is off for the peers
-  (:data:`PEER_OVERRIDES`): a mirrored pose keeps its slot labels, so it would teach a fixed-slot model the wrong
-  chirality; rig augmentation and procedural bodies are off (a fixed-slot model cannot take another rig).
+* :func:`fit` trains a peer through LFM's own loop (:func:`lfm.train.setup` with the built model,
+  :func:`lfm.train.run_epochs`): the same training views (:func:`lfm.train.draw_batch`: cameras, projection, noise,
+  occlusion), the same Procrustes-aligned loss and optimiser step (:func:`lfm.train.train_step`), AdamW with
+  ReduceLROnPlateau, the same seeded validation views (:func:`lfm.train.validation_views`, scored as :func:`score`
+  scores) and the same early stopping; it keeps the best epoch's weights in memory (nothing is written). What
+  differs for the peers is :data:`PEER_OVERRIDES`: left-right mirroring of the 3D is off (a mirrored pose keeps its
+  slot labels, so it would teach a fixed-slot model the wrong chirality); rig augmentation and procedural bodies
+  are off (a fixed-slot model cannot take another rig); batches come from the numpy path, mixed sets padded
+  (``bucket`` off); the graph is the skeleton (the peers ignore it); float32, no warm-up, no compilation and no
+  ``init_from`` (an LFM checkpoint does not fit a peer).
 * :func:`score` scores any model with the protocol code of :mod:`lfm.evaluate` (the fixed test views of
   :func:`lfm.data.benchmark.test_views`, :func:`lfm.evaluate.evaluate_category`: ratio to the flat guess, det = +1
   and reflection allowed).
@@ -26,12 +30,8 @@ visible keypoint, any count, permutation-equivariant).
 
 from __future__ import annotations
 
-import copy
 import dataclasses
-import math
-import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -39,12 +39,9 @@ from torch import nn
 
 from ..config import ModelConfig, TrainConfig
 from ..data import benchmark
-from ..data.dataset import BatchSampler, FrameDataset
-from ..distributed import Context
-from ..env import resolve_device
 from ..evaluate import evaluate_benchmark, evaluate_category
 from ..geometry import normalize_2d
-from ..train import draw_batch, run_folder, train, train_step, validation_views
+from ..train import run_epochs, run_folder, setup, train
 
 __all__ = ["SlotLayout", "SlotMLP", "FixedSlotLifter", "SimpleBaseline", "ForCategory", "fit", "score",
            "run_comparison", "comparison_table", "combined_vs_isolated", "comparison_bars", "MODELS", "C3DPO_VARIANTS",
@@ -63,7 +60,8 @@ LABELS = {"c3dpo_no_info": "C3DPO-style, no object info (shared slots)",
           "simple_baseline": "SimpleBaseline, per category",
           "lfm_isolated": "LFM, per category (isolated)",
           "lfm_joint": "LFM, joint (combined)"}
-PEER_OVERRIDES = {"mirror": 0.0, "rig_aug": 0.0, "procedural": 0.0, "bucket": False, "batches": "numpy"}
+PEER_OVERRIDES = {"mirror": 0.0, "rig_aug": 0.0, "procedural": 0.0, "bucket": False, "batches": "numpy",
+                  "graph": "skeleton", "precision": "float32", "warmup_steps": 0, "compile": False, "init_from": ""}
 
 # Fig. 3 (PASCAL3D+, MPJPE in CAD-model units; bar-to-value mapping inferred, paper.md Sec. 2) and Sec. IV.3.1
 PAPER = {
@@ -81,9 +79,10 @@ PROTOCOL = {
     "masks": "only visible keypoints enter the models, the alignment and the average",
     "aggregation": "per set, then the plain mean over the sets; mean and sample sd over seeds",
     "units": "unit-free (the ground truth's RMS radius)",
-    "training": "the same splits (lfm.data.benchmark.split_category), training views (lfm.train.draw_batch), loss "
-                "(lfm.losses.procrustes_mse via lfm.train.train_step), optimiser and steps for every model; "
-                "best epoch by the same validation views; peers without mirroring (PEER_OVERRIDES)",
+    "training": "the same splits (lfm.data.benchmark.split_category), training loop (lfm.train.run_epochs), "
+                "training views (lfm.train.draw_batch), loss (lfm.losses.procrustes_mse via lfm.train.train_step), "
+                "optimiser and steps for every model; best epoch by the same validation views; peers without "
+                "mirroring, rig augmentation and procedural bodies, in float32 (PEER_OVERRIDES)",
     "combined_vs_isolated": "lfm.train.train on one set alone vs on all sets, the same steps; gain = "
                             "1 - joint / isolated (positive: the joint model is better)",
 }
@@ -227,79 +226,44 @@ class ForCategory(nn.Module):
         return self.model(points2d, mask, slots, [self.name] * B)
 
 
-@dataclass
-class _Views:
-    """What :func:`lfm.train.draw_batch` reads of a training run: the config, the data, the samplers, the view
-    generator (so the peers get LFM's training views without an LFM run)."""
-
-    cfg: TrainConfig
-    ds: FrameDataset
-    sampler: BatchSampler
-    view_rng: np.random.Generator
-    proc_ds: None = None
-    proc_sampler: None = None
-    ctx: Context = field(default_factory=Context)
-    device: torch.device = torch.device("cpu")
-    dev: None = None  # the numpy batch path (PEER_OVERRIDES), never the device-made one
-    proc_dev: None = None
-
-
 def _device(model: nn.Module) -> torch.device:
     return next(model.parameters(), torch.empty(0)).device
 
 
-def _validate(model, val: dict) -> dict:
+VAL_KEYS = ("model_det", "model_refl", "ratio_det", "ratio_refl")
+
+
+def _validate(run) -> dict:
+    """:class:`lfm.train.Run`'s validation of a slot model: its validation views scored as :func:`score` scores."""
     per = {}
-    for c, (cs, v) in val.items():
-        r = evaluate_category(ForCategory(model, c), cs, v.points2d, v.points3d, v.visible, attention="global",
-                              device=_device(model))
-        per[c] = {k: r[k] for k in ("model_det", "model_refl", "ratio_det", "ratio_refl")}
-    return {k: float(np.mean([p[k] for p in per.values()])) for k in ("model_det", "model_refl", "ratio_det",
-                                                                        "ratio_refl")}
+    for c, (cs, v) in run.val.items():
+        r = evaluate_category(ForCategory(run.model, c), cs, v.points2d, v.points3d, v.visible, attention="global",
+                              device=run.device)
+        per[c] = {k: r[k] for k in VAL_KEYS}
+    return {"mean": {k: float(np.mean([p[k] for p in per.values()])) for k in VAL_KEYS}, "per_category": per}
+
+
+def _slot_call(forward, batch):
+    """What a training step calls on ``batch`` (LFM's call ``(points2d, mask, adjacency)``): the slot model with
+    the batch's keypoint slots and set names; the adjacency is ignored."""
+    return lambda points2d, mask, adjacency: forward(points2d, mask, batch.slots, batch.category)
 
 
 def fit(model: SlotMLP, cfg: TrainConfig, splits: dict, *, log=print) -> dict:
-    """Train a slot model on ``cfg.train_sets`` (see the module docstring); the model ends in eval mode with the
-    weights of its best validation epoch. ``cfg`` is used with :data:`PEER_OVERRIDES`. Returns a summary."""
+    """Train a slot model on ``cfg.train_sets`` through LFM's loop (see the module docstring); the model ends in eval
+    mode with the weights of its best validation epoch. ``cfg`` is used with :data:`PEER_OVERRIDES`. Returns a
+    summary: ``steps``, ``best_epoch``, ``best_val_refl``, ``elapsed_s`` and the per-epoch ``history``."""
     cfg = dataclasses.replace(cfg, **PEER_OVERRIDES)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    torch.manual_seed(cfg.seed)
-    device = resolve_device(cfg.device)
-    model.to(device)
-    names = cfg.train_sets
-    ds = FrameDataset({c: splits[c].train for c in names})
-    src = _Views(cfg, ds, BatchSampler(ds, cfg.batch_size, balance=cfg.balance, bucket=cfg.bucket, seed=cfg.seed),
-                 np.random.default_rng(cfg.seed + 1), device=device)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=cfg.plateau_factor,
-                                                       patience=cfg.plateau_patience)
-    val = validation_views({c: splits[c] for c in names}, cfg.val_frames)
-    best, best_state, best_epoch, history, steps = math.inf, None, 0, [], 0
-    t0 = time.time()
-    for epoch in range(1, cfg.max_epochs + 1):
-        model.train()
-        losses = []
-        for _ in range(cfg.epoch_steps):
-            b = draw_batch(src)
-            fwd = lambda p, m, a, b=b: model(p, m, b.slots, b.category)  # noqa: E731
-            losses.append(train_step(fwd, opt, b, allow_reflection=cfg.allow_reflection, procrustes=cfg.procrustes))
-            steps += 1
-        v = _validate(model, val)
-        sched.step(v["model_refl"])
-        history.append({"epoch": epoch, "step": steps, "loss": float(np.mean(losses)), "val": v,
-                        "elapsed_s": time.time() - t0})
-        if v["model_refl"] < best:
-            best, best_epoch, best_state = v["model_refl"], epoch, copy.deepcopy(model.state_dict())
-        if epoch - best_epoch >= cfg.early_stop or (cfg.max_minutes and time.time() - t0 >= 60 * cfg.max_minutes):
-            break
-    if best_state is not None:  # None only if every validation was NaN: keep the last weights
-        model.load_state_dict(best_state)
+    run = setup(None, cfg, None, splits=splits, model=model, validate=_validate, forward_for=_slot_call)
+    run_epochs(run, log=lambda *a: None)  # one line below instead of one per epoch
+    if run.best_weights is not None:  # None only if every validation was NaN: keep the last weights
+        model.load_state_dict(run.best_weights)
     model.eval()
-    log(f"{type(model).__name__} on {list(names)}: {steps} steps, best epoch {best_epoch} (val x flat "
-        f"{history[max(best_epoch, 1) - 1]['val']['ratio_refl']:.3f}), {(time.time() - t0) / 60:.1f} min")
-    return {"steps": steps, "best_epoch": best_epoch, "best_val_refl": best, "elapsed_s": time.time() - t0,
-            "history": history}
+    st = run.state
+    log(f"{type(model).__name__} on {list(cfg.train_sets)}: {st['step']} steps, best epoch {st['best_epoch']} (val x "
+        f"flat {st['history'][max(st['best_epoch'], 1) - 1]['val']['ratio_refl']:.3f}), {st['elapsed_s'] / 60:.1f} min")
+    return {"steps": st["step"], "best_epoch": st["best_epoch"], "best_val_refl": st["best"],
+            "elapsed_s": st["elapsed_s"], "history": st["history"]}
 
 
 METRICS = ("frames", "model_det", "model_refl", "flat_det", "flat_refl", "ratio_det", "ratio_refl")
