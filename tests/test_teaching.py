@@ -232,7 +232,56 @@ def test_tpe_gram_is_the_cosine_average_and_approaches_the_gaussian_kernel(model
 
 # ---------------------------------------------------------------------------------------------------- figures
 
+def _drawn_texts(fig):
+    """The texts a reader sees: visible, non-empty, inside the figure; tick labels only where a tick is drawn
+    (matplotlib keeps labels for ticks outside the view limits, never drawn)."""
+    fig.canvas.draw()
+    undrawn = set()
+    for ax in fig.axes:
+        for axis in ax._axis_map.values():
+            lo, hi = sorted(axis.get_view_interval())
+            eps = 1e-9 * (hi - lo)
+            for tick in axis.get_major_ticks() + axis.get_minor_ticks():
+                if not lo - eps <= tick.get_loc() <= hi + eps:
+                    undrawn.update({id(tick.label1), id(tick.label2)})
+    return [t for t in fig.findobj(plt.Text) if t.get_visible() and t.get_text().strip() and id(t) not in undrawn
+            and t.get_window_extent().width > 0]
+
+
+def _overlapping_texts(fig) -> list[tuple[str, str]]:
+    """Pairs of drawn texts whose boxes overlap. Only texts at 0 or 90 degrees: the box of a slanted text (the
+    axis labels of a 3D panel) is much larger than its letters."""
+    texts = [t for t in _drawn_texts(fig) if t.get_rotation() % 90 == 0]
+    boxes = [t.get_window_extent() for t in texts]
+    return [(texts[i].get_text(), texts[j].get_text()) for i in range(len(texts)) for j in range(i + 1, len(texts))
+            if boxes[i].overlaps(boxes[j])]
+
+
+def _colours_of_data(fig) -> set[tuple]:
+    """The RGB colours of the lines, markers and bars of ``fig`` (images and colour bars aside)."""
+    from matplotlib.collections import Collection
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Rectangle
+
+    out = set()
+    for ax in fig.axes:
+        if ax.get_label() == "<colorbar>":
+            continue
+        for ln in ax.findobj(Line2D):
+            out.add(matplotlib.colors.to_rgb(ln.get_color()))
+        for c in ax.findobj(Collection):
+            if getattr(c, "get_array", lambda: None)() is None:  # a colour-mapped collection is an image
+                out.update(matplotlib.colors.to_rgb(tuple(rgba)) for rgba in c.get_facecolors())
+        for patch in ax.patches:
+            if isinstance(patch, Rectangle) and patch.get_fill():
+                out.add(matplotlib.colors.to_rgb(patch.get_facecolor()))
+    return out
+
+
 def _check_figure(fig, tmp_path=None):
+    """A lecture figure as the notebook saves it: a suptitle; every panel titled, its axes named with a unit;
+    drawn at the page width with every text >= 8 pt; no two texts overlapping; data in the colour-blind-safe
+    palette of lfm.plots (or grey)."""
     assert isinstance(fig, matplotlib.figure.Figure)
     assert fig._suptitle is not None and fig._suptitle.get_text()
     fig.canvas.draw()  # tick labels are made at draw time
@@ -248,27 +297,56 @@ def _check_figure(fig, tmp_path=None):
         labels = [ax.get_xlabel(), ax.get_ylabel()] + ([ax.get_zlabel()] if hasattr(ax, "get_zlabel") else [])
         for lab in filter(None, labels):
             assert "(" in lab and ")" in lab, f"{lab!r} names no unit"
+    title = fig._suptitle.get_text()
+    assert fig.get_size_inches()[0] == plots.PAGE_WIDTH, f"{title!r} is not drawn at the page width"
+    smallest = plots.printed_text_sizes(fig)[0]
+    assert smallest[0] >= plots.MIN_POINTS, f"{title!r}: {smallest[1]!r} prints at {smallest[0]:.1f} pt"
+    assert not _overlapping_texts(fig), f"{title!r}: overlapping texts {_overlapping_texts(fig)}"
+    safe = {matplotlib.colors.to_rgb(c) for c in plots.PALETTE}
+    odd = [c for c in _colours_of_data(fig) if c not in safe and not (c[0] == c[1] == c[2])]
+    assert not odd, f"{title!r}: colours outside the Okabe-Ito palette and greys: {odd}"
     if tmp_path is not None:
         paths = plots.savefig(fig, tmp_path / "figure.png")
         assert all(p.stat().st_size > 1000 for p in paths)
     plt.close(fig)
 
 
-def test_geometry_figures_have_labelled_axes(example, tmp_path):
-    _check_figure(teaching.fig_projection(example, 3.0), tmp_path)
-    _check_figure(teaching.fig_mirror(example, 3.0))
-    _check_figure(teaching.fig_flat_guess(example))
-    _check_figure(teaching.fig_procrustes(teaching.similar_copy(example.camera3d), example.camera3d, example.edges,
-                                          units="m"))
-    _check_figure(teaching.fig_camera_fit(example))
+def _figures(model, ex, hidden=2, seed=0):
+    """Every figure function of lfm.experiments.teaching, called as notebooks/10_geometry_lecture.ipynb calls it."""
+    inp = teaching.model_view(model, ex.points2d, teaching.hide(ex.mask, hidden, seed), ex.edges)
+    return {
+        "fig_projection": lambda: teaching.fig_projection(ex, 3.0),
+        "fig_mirror": lambda: teaching.fig_mirror(ex, 3.0),
+        "fig_flat_guess": lambda: teaching.fig_flat_guess(ex),
+        "fig_procrustes": lambda: teaching.fig_procrustes(teaching.similar_copy(ex.camera3d, seed=seed), ex.camera3d,
+                                                          ex.edges, ex.mask, units=ex.units),
+        "fig_camera_fit": lambda: teaching.fig_camera_fit(ex),
+        "fig_model_view": lambda: teaching.fig_model_view(inp, ex.edges),
+        "fig_tpe": lambda: teaching.fig_tpe(model, inp),
+        "fig_lift": lambda: teaching.fig_lift(ex, lifting.lift(ex.points2d, ex.mask, ex.edges),
+                                              checkpoint_name="lfm_open_v3.pt"),
+    }
 
 
-def test_model_figures_have_labelled_axes(model, example):
-    inp = teaching.model_view(model, example.points2d, teaching.hide(example.mask, 2), example.edges)
-    _check_figure(teaching.fig_model_view(inp, example.edges))
-    _check_figure(teaching.fig_tpe(model, inp))
-    out = lifting.lift(example.points2d, example.mask, example.edges)
-    _check_figure(teaching.fig_lift(example, out, checkpoint_name="lfm_open_v2.pt"))
+def test_every_figure_function_is_checked(model, example):
+    made = {n for n in teaching.__all__ if n.startswith("fig_")}
+    assert made == set(_figures(model, example)), "a new fig_* needs an entry in _figures"
+
+
+@pytest.mark.parametrize("name", sorted(n for n in teaching.__all__ if n.startswith("fig_")))
+def test_figure_at_page_width_legible_and_labelled(model, example, name, tmp_path):
+    _check_figure(_figures(model, example)[name](), tmp_path if name == "fig_projection" else None)
+
+
+def test_the_checks_catch_small_overlapping_text_and_other_colours():
+    fig, ax = plt.subplots(figsize=(plots.PAGE_WIDTH, 3))
+    ax.plot([0, 1], [0, 1], color="tab:red")
+    ax.text(0.5, 0.5, "first", fontsize=9)
+    ax.text(0.5, 0.5, "second", fontsize=6)
+    assert plots.printed_text_sizes(fig)[0][0] < plots.MIN_POINTS
+    assert ("first", "second") in _overlapping_texts(fig)
+    assert matplotlib.colors.to_rgb("tab:red") in _colours_of_data(fig)
+    plt.close(fig)
 
 
 def test_units_label_for_unit_free_data():
@@ -330,3 +408,15 @@ def test_model_view_labels_do_not_overlap_at_page_width(model, example):
     assert fig.get_size_inches()[0] == plots.PAGE_WIDTH
     assert plots.printed_text_sizes(fig)[0][0] >= plots.MIN_POINTS
     plt.close(fig)
+
+
+@pytest.fixture(scope="module")
+def notebook_example():
+    return teaching.example("human_cmu31", 1952)  # the body and view of notebooks/10_geometry_lecture.ipynb
+
+
+@needs_mirror
+@pytest.mark.parametrize("name", sorted(n for n in teaching.__all__ if n.startswith("fig_")))
+def test_figures_of_the_notebook_at_page_width_legible_and_labelled(model, notebook_example, name):
+    """The same checks on the notebook's own body (31 named keypoints, metres) and its 4 hidden keypoints."""
+    _check_figure(_figures(model, notebook_example, hidden=4)[name]())

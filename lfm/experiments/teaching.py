@@ -2,8 +2,9 @@
 
 Each topic has a small computation (numpy in, numpy out, built on :mod:`lfm.geometry`, :mod:`lfm.data.views` and
 :mod:`lfm.lifting`; tested against independent oracles in ``tests/test_teaching.py``) and a figure function that
-draws it in the bundle's style (:func:`lfm.plots.style`; ground truth red, prediction blue as in
-:mod:`lfm.plots`; units on every axis; legends outside the data):
+draws it in the bundle's style at its printed size (:data:`lfm.plots.PAGE_WIDTH` wide, ``style(paper=True)``: text
+8-10 pt; the colour-blind-safe palette, ground truth red, prediction blue as in :mod:`lfm.plots`; units on every
+axis; one legend below the panels, outside the data):
 
 1. :func:`fig_projection`: orthographic vs perspective projection of one body (rays seen from above, the two
    images, their difference against the camera distance);
@@ -272,8 +273,9 @@ def _skeleton(ax, X, edges, a=0, b=1, *, colour, label=None, mask=None, ls="-", 
         ax.scatter(X[m, a], X[m, b], s=s, color=colour, zorder=zorder + 1, alpha=alpha, linewidths=0)
 
 
-def _legend_below(fig, handles=None, ncol=4, y=0.0):
-    """One legend for the whole figure, below the panels (outside the data)."""
+def _legend_below(fig, handles=None, ncol=2):
+    """One legend for the whole figure (or subfigure), below the panels (outside the data; the constrained layout
+    makes room for it). Without ``handles``: every labelled artist of every panel, once per label."""
     if handles is None:
         handles, seen = [], set()
         for ax in fig.axes:
@@ -281,7 +283,14 @@ def _legend_below(fig, handles=None, ncol=4, y=0.0):
                 if lab not in seen and not lab.startswith("_"):
                     seen.add(lab)
                     handles.append(h)
-    fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, y), ncol=ncol, frameon=False)
+    fig.legend(handles=handles, loc="outside lower center", ncol=ncol, frameon=False)
+
+
+def _page(height: float, **kw):
+    """A figure :data:`lfm.plots.PAGE_WIDTH` wide and ``height`` inches tall in the paper style (text 8-10 pt at
+    its printed size), with a constrained layout."""
+    plots.style(paper=True)
+    return plt.figure(figsize=(plots.PAGE_WIDTH, height), layout="constrained", **kw)
 
 
 def _centred(X, mask):
@@ -298,40 +307,38 @@ def _equal(ax, pad=0.08):
 def fig_projection(ex: Example, distance: float = 2.0):
     """Orthographic vs perspective projection of ``ex``'s body: (a, b) seen from above with the rays of each
     camera; (c) the two images; (d) how far apart they are against the camera distance."""
-    plots.style()
     X, m, E, u = ex.camera3d, ex.mask, ex.edges, ex.units
     r = ex.radius
     d = distance * r
     ortho, persp = project(X, "orthographic"), project(X, "perspective", distance)
-    fig, axes = plt.subplots(2, 2, figsize=(11.5, 10.5))
+    fig = _page(7.6)
+    axes = fig.subplots(2, 2)
     for ax, kind in ((axes[0, 0], "perspective"), (axes[0, 1], "orthographic")):
         img = persp if kind == "perspective" else ortho
         for k in np.flatnonzero(m):  # each ray from the camera to the keypoint or the image plane, the farther
             z_end = max(X[k, 2], 0.0)
             x_end = X[k, 0] * (d + z_end) / (d + X[k, 2]) if kind == "perspective" else X[k, 0]
             x_cam = 0.0 if kind == "perspective" else X[k, 0]
-            ax.plot([x_cam, x_end], [-d, z_end], color=PERSP_COLOUR if kind == "perspective" else "0.3", lw=0.6,
+            ax.plot([x_cam, x_end], [-d, z_end], color=PERSP_COLOUR if kind == "perspective" else "0.3", lw=0.5,
                     alpha=0.45, zorder=1)
         ax.plot([], [], color=PERSP_COLOUR if kind == "perspective" else "0.3", lw=1, label=f"{kind} rays")
-        _skeleton(ax, X, E, 0, 2, colour=plots.GT_COLOUR, label="3D body, seen from above", mask=m)
-        ax.axhline(0, color="0.5", ls="--", lw=1)
-        ax.scatter(img[m, 0], np.zeros(m.sum()), marker="|", s=120, color="k", zorder=5,
+        _skeleton(ax, X, E, 0, 2, colour=plots.GT_COLOUR, label="3D body, seen from above", mask=m, lw=1.6, s=6)
+        ax.axhline(0, color="0.5", ls="--", lw=0.8, label="image plane (through the body's centre)")
+        ax.scatter(img[m, 0], np.zeros(m.sum()), marker="|", s=60, color="k", zorder=5,
                    label="where each keypoint lands in the image")
         if kind == "perspective":
-            ax.scatter([0], [-d], marker="v", s=160, color="k", zorder=6, label="camera centre")
-            ax.set_title(f"(a) Perspective: rays meet at the camera\n(camera {distance:g} RMS radii from the body)")
+            ax.scatter([0], [-d], marker="v", s=60, color="k", zorder=6, label="camera centre")
+            ax.set_title(f"(a) Perspective: rays meet at the camera\n({distance:g} RMS radii from the body)")
         else:
-            ax.set_title("(b) Orthographic: parallel rays along the depth axis\n(a camera infinitely far away)")
-        ax.annotate("image plane through\nthe body's centre", (1, 0), xycoords=("axes fraction", "data"),
-                    xytext=(-4, -9), textcoords="offset points", ha="right", va="top", fontsize=9, color="0.35")
+            ax.set_title("(b) Orthographic: parallel rays along\nthe depth axis (a camera infinitely far away)")
         ax.set(xlabel=_label(0, u), ylabel=_label(2, u))
         _equal(ax, 0.05)
     ax = axes[1, 0]
-    _skeleton(ax, ortho, E, colour="0.2", label="orthographic image", mask=m, lw=2.4)
+    _skeleton(ax, ortho, E, colour="0.2", label="orthographic image", mask=m, lw=2.0, s=6)
     _skeleton(ax, persp, E, colour=PERSP_COLOUR, label=f"perspective image ({distance:g} RMS radii away)", mask=m,
-              ls="--")
+              ls="--", lw=1.4, s=6)
     ax.set(xlabel=f"image x ({_unit(u)} at the body's depth)", ylabel=f"image y ({_unit(u)} at the body's depth)",
-           title="(c) The two 2D images of the same body:\nnear parts grow, far parts shrink under perspective")
+           title="(c) The two images of the same body: near\nparts grow, far parts shrink under perspective")
     _equal(ax)
     ax = axes[1, 1]
     ds = np.geomspace(1.2, 100, 60)
@@ -340,15 +347,15 @@ def fig_projection(ex: Example, distance: float = 2.0):
         p = project(X, "perspective", dd)
         a, _ = _fit2d(p[m], ortho[m])
         gap.append(np.sqrt(((a - ortho[m]) ** 2).sum(-1).mean()) / r)
-    ax.plot(ds, gap, color=PERSP_COLOUR, lw=2, label="perspective vs orthographic image")
-    ax.axvspan(2.5, 4.0, color="0.85", zorder=0, label="the benchmark's realistic cameras (2.5-4)")
-    ax.axvline(distance, color="0.3", ls=":", label=f"the camera of panels (a) and (c): {distance:g}")
+    ax.plot(ds, gap, color=PERSP_COLOUR, lw=1.6, label="perspective vs orthographic image, matched in position "
+            "and size")
+    ax.axvspan(2.5, 4.0, color="0.85", zorder=0, label="the benchmark's realistic cameras (2.5-4 RMS radii)")
+    ax.axvline(distance, color="0.3", ls=":", label=f"the camera of (a) and (c): {distance:g} RMS radii")
     ax.set(xscale="log", yscale="log", xlabel="camera distance (RMS radii of the body)",
            ylabel="image difference (RMS radii)",
-           title="(d) The difference left after matching position\nand size shrinks like 1 / distance")
-    fig.suptitle(f"Projection: one 3D body ({ex.name}, test view {ex.frame}) through two cameras", fontsize=14)
-    fig.tight_layout(rect=(0, 0.06, 1, 1))
-    _legend_below(fig, ncol=3, y=0.06)
+           title="(d) What is left after matching position\nand size shrinks like 1 / distance")
+    fig.suptitle(f"Projection: one 3D body ({ex.name}, test view {ex.frame}) through two cameras")
+    _legend_below(fig)
     return fig
 
 
@@ -362,14 +369,15 @@ def _fit2d(p: np.ndarray, q: np.ndarray):
 def fig_mirror(ex: Example, distance: float = 2.0):
     """The depth ambiguity: ``ex``'s body and its depth mirror differ in 3D (side, top) but their orthographic
     images coincide; only perspective (a weak cue) tells them apart."""
-    plots.style()
     X, m, E, u = ex.camera3d, ex.mask, ex.edges, ex.units
     Y = depth_mirror(X, m)
-    kw_b = dict(colour=plots.GT_COLOUR, label="the body", mask=m, lw=2.4)
-    kw_m = dict(colour=MIRROR_COLOUR, label="its depth mirror (z reflected)", mask=m, ls="--")
-    fig, axes = plt.subplots(1, 4, figsize=(16, 5.2))
-    panels = [((2, 1), "(a) Side view: two different 3D shapes"), ((0, 2), "(b) Top view: what was near the\n"
-              "camera is now far, and vice versa")]
+    kw_b = dict(colour=plots.GT_COLOUR, label="the body", mask=m, lw=2.0, s=6)
+    kw_m = dict(colour=MIRROR_COLOUR, label="its depth mirror (z reflected about the body's centre)", mask=m,
+                ls="--", lw=1.4, s=6)
+    fig = _page(7.4)
+    axes = fig.subplots(2, 2).ravel()
+    panels = [((2, 1), "(a) Side view: two different 3D shapes"),
+              ((0, 2), "(b) Top view: what was near the camera\nis now far, and vice versa")]
     for ax, ((a, b), title) in zip(axes[:2], panels):
         _skeleton(ax, X, E, a, b, **kw_b)
         _skeleton(ax, Y, E, a, b, **kw_m)
@@ -383,64 +391,59 @@ def fig_mirror(ex: Example, distance: float = 2.0):
         _skeleton(ax, img_x, E, **kw_b)
         _skeleton(ax, img_y, E, **kw_m)
         diff = np.sqrt(((img_x - img_y)[m] ** 2).sum(-1).max())
-        txt = "0 (to float precision)" if diff < 1e-9 * ex.radius else f"{diff:.2g} {_unit(u)}"
-        ax.text(0.5, -0.2, f"largest difference between\nthe two images: {txt}", transform=ax.transAxes,
-                ha="center", va="top", fontsize=10)
-        ax.set(xlabel=f"image x ({_unit(u)})", ylabel=f"image y ({_unit(u)})", title=title)
+        txt = "0 to float precision" if diff < 1e-9 * ex.radius else f"{diff:.2g} {_unit(u)}"
+        ax.set(xlabel=f"image x ({_unit(u)})", ylabel=f"image y ({_unit(u)})",
+               title=f"{title}\n(largest difference: {txt})")
         _equal(ax)
-    fig.suptitle("The depth ambiguity: one 2D view cannot tell a body from its mirror image in depth", fontsize=14)
-    fig.tight_layout(rect=(0, 0.08, 1, 1))
-    _legend_below(fig, ncol=2, y=0.08)
+    fig.suptitle("The depth ambiguity: one 2D view cannot tell a body from its mirror image in depth")
+    _legend_below(fig)
     return fig
 
 
 def fig_flat_guess(ex: Example):
     """The flat guess (the 2D input as 3D, depth 0) aligned to the truth as the benchmark scores it (similarity,
     reflection allowed): front and side views with the error drawn, and the error of each keypoint."""
-    plots.style()
     X, m, E, u = ex.camera3d, ex.mask, ex.edges, ex.units
     flat, err = align(flat_guess(ex.points2d), X, m, allow_reflection=True)
     pa = err[m].mean()
-    fig, axes = plt.subplots(1, 3, figsize=(15, 6.3), gridspec_kw={"width_ratios": [1, 1, 1.15]})
-    for ax, (a, b), title in ((axes[0], (0, 1), "(a) Front view: close, the 2D is known"),
-                              (axes[1], (2, 1), "(b) Side view: the flat guess is a plane,\ntilted by the "
-                               "alignment to fit best")):
-        for k in np.flatnonzero(m):
-            ax.plot(*np.stack([X[k, [a, b]], flat[k, [a, b]]], 1), color="0.55", lw=0.9, zorder=1)
-        ax.plot([], [], color="0.55", lw=0.9, label="error of each keypoint")
-        _skeleton(ax, X, E, a, b, colour=plots.GT_COLOUR, label="ground truth", mask=m, lw=2.4)
+    idx = np.flatnonzero(m)
+    fig = _page(7.0)
+    gs = fig.add_gridspec(2, 2, height_ratios=[1.5, 1])
+    for col, (a, b), title in ((0, (0, 1), "(a) Front view: close, the 2D is known"),
+                               (1, (2, 1), "(b) Side view: a plane, tilted by the\nalignment to fit best")):
+        ax = fig.add_subplot(gs[0, col])
+        for k in idx:
+            ax.plot(*np.stack([X[k, [a, b]], flat[k, [a, b]]], 1), color="0.55", lw=0.7, zorder=1)
+        ax.plot([], [], color="0.55", lw=0.7, label="error of each keypoint")
+        _skeleton(ax, X, E, a, b, colour=plots.GT_COLOUR, label="ground truth", mask=m, lw=2.0, s=6)
         _skeleton(ax, flat, E, a, b, colour=FLAT_COLOUR, label="flat guess (aligned to the truth)", mask=m,
-                  ls="--")
+                  ls="--", lw=1.4, s=6)
         ax.set(xlabel=_label(a, u), ylabel=_label(b, u), title=title)
         _equal(ax)
-    ax = axes[2]
-    idx = np.flatnonzero(m)
+    ax = fig.add_subplot(gs[1, :])
     names = [ex.names[k] if ex.names else f"keypoint {k}" for k in idx]
-    ax.barh(np.arange(len(idx)), err[idx], color=FLAT_COLOUR, height=0.75)
-    ax.axvline(pa, color="k", ls=":", lw=1.2, label=f"mean: PA-MPJPE {pa:.3g} {_unit(u)}")
-    ax.set_yticks(np.arange(len(idx)), names, fontsize=8)
-    ax.invert_yaxis()
-    ax.set(xlabel=f"error after alignment ({_unit(u)})", title="(c) Error of each keypoint")
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.1), frameon=False)
+    ax.bar(np.arange(len(idx)), err[idx], color=FLAT_COLOUR, width=0.75)
+    ax.axhline(pa, color="k", ls=":", lw=1.2, label=f"mean over the keypoints: PA-MPJPE {pa:.3g} {_unit(u)}")
+    ax.set_xticks(np.arange(len(idx)), names, rotation=90)
+    ax.set_xlim(-0.6, len(idx) - 0.4)
+    ax.set(xlabel="keypoint (name)", ylabel=f"error after\nalignment ({_unit(u)})",
+           title="(c) Error of each keypoint after alignment")
     fig.suptitle(f"The flat guess: the 2D input taken as 3D with zero depth. PA-MPJPE {pa:.3g} {_unit(u)} "
-                 f"({pa / ex.radius:.2f} RMS radii),\nthe yardstick of every 'ratio to flat' in this bundle",
-                 fontsize=14)
-    fig.tight_layout(rect=(0, 0.07, 1, 1))
-    handles = [h for h, lab in zip(*axes[0].get_legend_handles_labels())]
-    _legend_below(fig, handles, ncol=3, y=0.07)
+                 f"({pa / ex.radius:.2f} RMS radii),\nthe yardstick of every 'ratio to flat' in this bundle")
+    _legend_below(fig)
     return fig
 
 
 def _axes3d(ax, units, title):
     from matplotlib.ticker import MaxNLocator
 
-    ax.set_xlabel(f"x ({_unit(units)})", labelpad=2)
-    ax.set_ylabel(f"z, depth ({_unit(units)})", labelpad=2)
-    ax.set_zlabel(f"y, up ({_unit(units)})", labelpad=2)
-    ax.set_title(title, fontsize=11)
-    ax.tick_params(labelsize=8, pad=0)
+    ax.set_xlabel(f"x ({_unit(units)})", labelpad=-2)
+    ax.set_ylabel(f"z, depth ({_unit(units)})", labelpad=-2)
+    ax.set_zlabel(f"y, up ({_unit(units)})", labelpad=-2)
+    ax.set_title(title, y=0.97)
+    ax.tick_params(labelsize=plots.MIN_POINTS, pad=0)
     for axis in (ax.xaxis, ax.yaxis, ax.zaxis):
-        axis.set_major_locator(MaxNLocator(4))
+        axis.set_major_locator(MaxNLocator(3))
     ax.view_init(elev=18, azim=-62)
 
 
@@ -457,47 +460,50 @@ def _skeleton3d(ax, X, edges, *, colour, label=None, mask=None, ls="-", lw=1.8):
 def fig_procrustes(src: np.ndarray, dst: np.ndarray, edges: np.ndarray, mask: np.ndarray | None = None, *,
                    units: str = "m", title: str = "",
                    source_label: str = "shape being aligned: the body mirrored in depth, turned, shrunk and moved"):
-    """Similarity alignment of ``src`` onto ``dst`` step by step (columns: input, centre, rotate, scale), once
-    with rotations only (``det R = +1``) and once with reflections allowed (rows)."""
-    plots.style()
-    fig = plt.figure(figsize=(16, 9.6))
-    rows = [(False, "rotations only (det R = +1)"), (True, "reflections allowed (det R = +-1)")]
-    for r, (refl, row_title) in enumerate(rows):
-        st = procrustes_steps(src, dst, mask, allow_reflection=refl)
-        for c, ((name, S), rms) in enumerate(zip(st.stages, st.rms)):
-            ax = fig.add_subplot(2, 4, 4 * r + c + 1, projection="3d")
-            T = dst if c == 0 else st.target
-            _skeleton3d(ax, T, edges, colour=plots.GT_COLOUR, label="target (ground truth)", mask=mask, lw=2.4)
-            _skeleton3d(ax, S, edges, colour=plots.PRED_COLOUR, label="shape being aligned", mask=mask, ls="--")
-            if c == 0:
-                both = np.concatenate([src, dst])
-            else:
-                both = np.concatenate([st.stages[1][1], st.target, st.stages[2][1], st.stages[3][1]])
+    """Similarity alignment of ``src`` onto ``dst`` step by step, one row each: (a) the input and (b) both shapes
+    centred, the steps both policies share; then rotated and scaled with rotations only (``det R = +1``; c, d) and
+    with reflections allowed (e, f)."""
+    fig = _page(9.0)
+    rows = fig.subfigures(3, 1, height_ratios=[1, 1, 1.15])
+    only, refl = (procrustes_steps(src, dst, mask, allow_reflection=a) for a in (False, True))
+    scale_ = rms_radius(dst, mask)
+    heads = ["Both policies: the input, then both shapes centred", "Rotations only (det R = +1)",
+             "Reflections allowed (det R = +1 or -1)"]
+    panels = [[(only, 0, "(a) Input"), (only, 1, "(b) 1 · centre both")],
+              [(only, 2, "(c) 2 · rotate"), (only, 3, f"(d) 3 · scale by s = {only.s:.2f}")],
+              [(refl, 2, "(e) 2 · rotate"), (refl, 3, f"(f) 3 · scale by s = {refl.s:.2f}")]]
+    for sub, head, row in zip(rows, heads, panels):
+        sub.suptitle(head, fontweight="bold")
+        for k, (st, stage, name) in enumerate(row):
+            ax = sub.add_subplot(1, 2, k + 1, projection="3d")
+            T = dst if stage == 0 else st.target
+            _skeleton3d(ax, T, edges, colour=plots.GT_COLOUR, label="target (ground truth)", mask=mask, lw=1.8)
+            _skeleton3d(ax, st.stages[stage][1], edges, colour=plots.PRED_COLOUR, label="shape being aligned",
+                        mask=mask, ls="--", lw=1.3)
+            both = (np.concatenate([src, dst]) if stage == 0 else
+                    np.concatenate([st.stages[1][1], st.target, st.stages[2][1], st.stages[3][1]]))
             lo, hi = both.min(0), both.max(0)
             ctr, half = (lo + hi) / 2, (hi - lo).max() / 2
             ax.set_xlim(ctr[0] - half, ctr[0] + half)
             ax.set_ylim(ctr[2] - half, ctr[2] + half)
             ax.set_zlim(ctr[1] - half, ctr[1] + half)
-            ax.set_box_aspect((1, 1, 1))
-            scale_ = rms_radius(dst, mask)
-            dist = "0 (to float precision)" if rms < 1e-9 * scale_ else f"{rms:.3g} {_unit(units)}"
+            ax.set_box_aspect((1, 1, 1), zoom=0.92)
+            rms = st.rms[stage]
+            dist = "0 to float precision" if rms < 1e-9 * scale_ else f"{rms:.3g} {_unit(units)}"
+            if stage == 2:
+                name += ": det R = -1, a reflection" if np.linalg.det(st.R) < 0 else ": det R = +1"
             _axes3d(ax, units, f"{name}\nRMS distance to the target: {dist}")
-            if c == 0:
-                ax.text2D(-0.12, 0.5, row_title, transform=ax.transAxes, rotation=90, ha="center", va="center",
-                          fontsize=13, fontweight="bold")
-    fig.suptitle(title or "Procrustes (similarity) alignment, step by step: centre, rotate, scale", fontsize=14)
-    fig.subplots_adjust(left=0.04, right=0.97, top=0.88, bottom=0.08, wspace=0.2, hspace=0.3)
-    handles = [plt.Line2D([], [], color=plots.GT_COLOUR, lw=2.4, label="target (ground truth)"),
-               plt.Line2D([], [], color=plots.PRED_COLOUR, lw=1.8, ls="--", label=source_label)]
-    _legend_below(fig, handles, ncol=2, y=0.06)
+    fig.suptitle(title or "Procrustes (similarity) alignment, step by step: centre, rotate, scale")
+    handles = [plt.Line2D([], [], color=plots.GT_COLOUR, lw=1.8, label="target (ground truth)"),
+               plt.Line2D([], [], color=plots.PRED_COLOUR, lw=1.3, ls="--", label=source_label)]
+    _legend_below(rows[-1], handles, ncol=1)
     return fig
 
 
 def fig_camera_fit(ex: Example):
     """The orthographic camera fit of ``lfm.lift`` from the body's 3D in its own frame and the test view's 2D
     (no ground-truth camera): the two starting points, the 2D error over the refinement steps, the recovered
-    camera-frame 3D and its mirror."""
-    plots.style()
+    camera-frame 3D and its mirror. One legend: the truth red, the fit blue in every panel."""
     X, W, m, E, u = ex.camera3d, ex.world3d, ex.mask, ex.edges, ex.units
     persp = camera_fit_path(ex.points2d, W, m)
     ortho = camera_fit_path(project(X, "orthographic"), W, m)
@@ -505,46 +511,48 @@ def fig_camera_fit(ex: Example):
     cam = final.camera3d[0].numpy()
     mirror = final.camera3d_mirror[0].numpy()
     angle = rotation_angle(ex.R, final.R[0].numpy())
-    fig, axes = plt.subplots(1, 4, figsize=(17, 5.6))
+    truth = dict(colour=plots.GT_COLOUR, label="the body's 3D: (a) in its own frame, (d) in the true camera frame",
+                 mask=m, lw=1.8, s=6)
+    fitted = dict(colour=plots.PRED_COLOUR, label="the fit after 100 refinement steps: (b) its 2D, (d) its 3D",
+                  mask=m, ls="--", lw=1.4, s=6)
+    fig = _page(7.9)
+    axes = fig.subplots(2, 2).ravel()
     ax = axes[0]
-    _skeleton(ax, W, E, 0, 1, colour=plots.GT_COLOUR, label="known 3D shape, in its own frame", mask=m, lw=2.2)
+    _skeleton(ax, W, E, 0, 1, **truth)
     ax.set(xlabel=f"x of the shape's frame ({_unit(u)})", ylabel=f"y of the shape's frame ({_unit(u)})",
            title="(a) Given: a 3D shape in its own frame\n(front view of that frame)")
     _equal(ax)
     ax = axes[1]
-    _skeleton(ax, ex.points2d, E, colour="k", label="2D input (perspective view)", mask=m, lw=2.6)
+    _skeleton(ax, ex.points2d, E, colour="k", label="(b) the 2D input (the perspective test view)", mask=m, lw=2.2,
+              s=6)
     p0 = persp["fits"][0].camera3d[0].numpy()
-    _skeleton(ax, p0, E, colour=plots.PALETTE[3], label="step 1: least-squares affine camera,\nmade a scaled rotation",
-              mask=m, ls=":", lw=2.2)
-    _skeleton(ax, cam, E, colour=plots.PRED_COLOUR, label="after 100 refinement steps", mask=m, ls="--")
+    _skeleton(ax, p0, E, colour=plots.PALETTE[3], label="(b) step 1: the least-squares affine camera, made a "
+              "scaled rotation", mask=m, ls=":", lw=1.8, s=6)
+    _skeleton(ax, cam, E, 0, 1, **fitted)
     ax.set(xlabel=f"image x ({_unit(u)})", ylabel=f"image y ({_unit(u)})",
-           title="(b) The 3D shape put through the\nfitted camera lands on the 2D input")
+           title="(b) The 3D shape put through the fitted\ncamera lands on the 2D input")
     _equal(ax)
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), frameon=False)
     ax = axes[2]
     floor = 1e-15 * ex.radius  # an exact fit (0) is drawn at this floor of the log axis
     steps = np.array(persp["steps"]) + 1
-    ax.plot(steps, np.maximum(persp["residual"], floor) / ex.radius, marker="o", color=plots.PRED_COLOUR,
-            label="perspective 2D (the test view)")
-    ax.plot(steps, np.maximum(ortho["residual"], floor) / ex.radius, marker="s", color=plots.PALETTE[1],
-            label="orthographic 2D of the same view")
-    ax.set(xscale="log", yscale="log", xlabel="refinement steps + 1 (count; log axis)",
+    ax.plot(steps, np.maximum(persp["residual"], floor) / ex.radius, marker="o", ms=4, color=plots.PRED_COLOUR,
+            label="(c) fit to the perspective 2D (the test view)")
+    ax.plot(steps, np.maximum(ortho["residual"], floor) / ex.radius, marker="s", ms=4, ls="--",
+            color=plots.PALETTE[1], label="(c) fit to the orthographic 2D of the same view")
+    ax.set(xscale="log", yscale="log", xlabel="refinement steps + 1 (count, log axis)",
            ylabel="RMS 2D error (RMS radii)",
-           title="(c) 2D error over the steps: an orthographic\nview is fitted exactly at once (up to rounding)")
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), frameon=False)
+           title="(c) 2D error over the steps: an orthographic\nview is fitted exactly at once (to rounding)")
     ax = axes[3]
-    _skeleton(ax, X, E, 2, 1, colour=plots.GT_COLOUR, label="the body in the true camera frame", mask=m, lw=2.6)
-    _skeleton(ax, _centred(cam, m), E, 2, 1, colour=plots.PRED_COLOUR, label="the body through the fitted camera",
-              mask=m, ls="--")
+    _skeleton(ax, X, E, 2, 1, **truth)
+    _skeleton(ax, _centred(cam, m), E, 2, 1, **fitted)
     _skeleton(ax, _centred(mirror, m), E, 2, 1, colour=MIRROR_COLOUR,
-              label="its depth mirror (equally good in 2D)", mask=m, ls=":")
+              label="(d) the fit's depth mirror (equally good in 2D)", mask=m, ls=":", lw=1.4, s=6)
     ax.set(xlabel=_label(2, u), ylabel=_label(1, u),
-           title=f"(d) Side view of the recovered 3D\n(camera rotation off by {angle:.1f} degrees)")
+           title=f"(d) Side view of the recovered 3D (camera\nrotation off by {angle:.1f} degrees)")
     _equal(ax)
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), frameon=False)
-    fig.suptitle("Camera recovery without ground truth: the orthographic camera fit of lfm.lift "
-                 "(lfm.geometry.fit_orthographic_camera)", fontsize=14)
-    fig.tight_layout()
+    fig.suptitle("Camera recovery without ground truth: the orthographic camera fit of lfm.lift\n"
+                 "(lfm.geometry.fit_orthographic_camera)")
+    _legend_below(fig, ncol=1)
     return fig
 
 
@@ -630,7 +638,7 @@ def fig_model_view(inp: ModelView, edges: np.ndarray, *, title: str = "", width:
            ylabel="normalised image y (same unit)", title="(a) Tokens: the 2D centred on the visible\nmean, "
            "scaled into [-1, 1] (no joint\nindex, no category)")
     ax.set_aspect("equal")
-    ax.legend(loc="upper left", bbox_to_anchor=(-0.1, -0.2), frameon=False)
+    ax.legend(loc="upper left", bbox_to_anchor=(-0.1, -0.23), frameon=False)
     cmap = plt.matplotlib.colors.ListedColormap(["white", plots.PRED_COLOUR])
     for c, (A, name) in enumerate(((inp.adjacency, "(b) Graph of the local\nattention branch: the\nskeleton "
                                     "(with self-loops)"),
@@ -655,9 +663,10 @@ def fig_model_view(inp: ModelView, edges: np.ndarray, *, title: str = "", width:
 
 def fig_tpe(model, inp: ModelView, *, n_fields: int = 3, grid: int = 121):
     """The token positional encoding (random Fourier features, paper Eq. 4): (a) the (N, D) matrix that enters
-    the first layer, (b..) a few of its features over the normalised image plane with the tokens, (last) the dot
-    products of token encodings against 2D distance with the Gaussian kernel they approximate."""
-    plots.style()
+    the first layer, (b..) ``n_fields`` (1 to 3) of its features over the normalised image plane with the tokens,
+    (last) the dot products of token encodings against 2D distance with the Gaussian kernel they approximate."""
+    if not 1 <= n_fields <= 3:
+        raise ValueError(f"n_fields = {n_fields}: the figure has room for 1 to 3 feature panels.")
     tpe, N = inp.tpe, len(inp.mask)
     D = tpe.shape[1]
     sigma = float(model.cfg.rff_sigma)
@@ -666,42 +675,46 @@ def fig_tpe(model, inp: ModelView, *, n_fields: int = 3, grid: int = 121):
     with torch.no_grad():
         field = model.embed(pts)[0].reshape(grid, grid, -1).numpy()
     vmax = float(np.abs(tpe).max())
-    fig = plt.figure(figsize=(16, 9.4))
-    gs = fig.add_gridspec(2, n_fields + 1, width_ratios=[1.5] + [1] * n_fields, hspace=0.5, wspace=0.35)
-    ax = fig.add_subplot(gs[:, 0])
+    letters = "abcde"
+    fig = _page(7.2)
+    gs = fig.add_gridspec(2, 3)
+    ax = fig.add_subplot(gs[0, 0])
+    top = [ax]
     im = ax.imshow(np.where(inp.mask[:, None], tpe, np.nan), cmap="RdBu_r", vmin=-vmax, vmax=vmax,
                    aspect="auto", interpolation="nearest")
-    ax.set(xlabel=f"feature (first {D // 2}: sines, last {D // 2}: cosines)", ylabel="token (index)",
-           title=f"(a) The encoding of each token: {N} tokens x {D}\nfeatures (hidden tokens left blank)")
-    fig.colorbar(im, ax=ax, label="feature value (dimensionless)", shrink=0.8, location="bottom", pad=0.1)
-    for k in range(n_fields):
-        ax = fig.add_subplot(gs[0, k + 1])
+    ax.set(xlabel=f"feature (index; first {D // 2}:\nsines, last {D // 2}: cosines)", ylabel="token (index)",
+           title=f"(a) {N} tokens x {D} features\n(hidden tokens left blank)")
+    for k, (row, col) in enumerate([(0, 1), (0, 2), (1, 0)][:n_fields]):
+        ax = fig.add_subplot(gs[row, col])
+        top += [ax] if row == 0 else []
         f = k * (D // 2) // n_fields
         w = model.embed.omega[:, f].numpy()
         ax.imshow(field[..., f], extent=(-1, 1, -1, 1), origin="lower", cmap="RdBu_r", vmin=-vmax, vmax=vmax)
-        ax.scatter(*inp.tokens[inp.mask].T, s=8, color="k")
-        ax.set(xlabel="x (normalised units)", ylabel="y (normalised units)",
-               title=f"({'bcd'[k]}) feature {f}: a plane wave,\n{np.linalg.norm(w):.2f} cycles per normalised unit")
-    ax = fig.add_subplot(gs[1, 1:])
+        ax.scatter(*inp.tokens[inp.mask].T, s=5, color="k", label=f"(b)-({letters[n_fields]}) the tokens of this body")
+        ax.set(xlabel="x (normalised units)", ylabel="y (normalised units)")
+        ax.set_title(f"({letters[k + 1]}) Feature {f}: a plane wave,\n{np.linalg.norm(w):.2f} cycles per unit",
+                     pad=9)  # clear of the tick label at the top edge
+    fig.colorbar(im, ax=top, location="bottom", fraction=0.04, aspect=50,
+                 label=f"feature value (dimensionless; one scale for (a) to ({letters[n_fields]}))")
+    ax = fig.add_subplot(gs[1, 1:] if n_fields == 3 else gs[1, :])
     vis = np.flatnonzero(inp.mask)
     T = inp.tokens[vis]
     dist = np.linalg.norm(T[:, None] - T[None], axis=-1)
     gram = tpe_gram(tpe[vis])
     iu = np.triu_indices(len(vis), 1)
-    ax.scatter(dist[iu], gram[iu], s=10, color=plots.PRED_COLOUR, alpha=0.6,
-               label="one pair of tokens of this body")
+    ax.scatter(dist[iu], gram[iu], s=6, color=plots.PRED_COLOUR, alpha=0.6, linewidths=0,
+               label=f"({letters[n_fields + 1]}) one pair of tokens of this body")
     dd = np.linspace(0, dist.max() * 1.02, 200)
-    ax.plot(dd, tpe_kernel(dd, sigma), color="k", lw=1.8,
-            label=rf"$\exp(-2\pi^2\sigma^2 d^2)$ with $\sigma$ = {sigma:g}: the limit for infinitely many features")
+    ax.plot(dd, tpe_kernel(dd, sigma), color="k", lw=1.6,
+            label=rf"({letters[n_fields + 1]}) $\exp(-2\pi^2\sigma^2 d^2)$, $\sigma$ = {sigma:g}: the limit for "
+            "infinitely many features")
     ax.axhline(0, color="0.6", lw=0.8)
-    ax.set(xlabel="2D distance between two tokens (normalised units)",
+    ax.set(xlabel="2D distance d between two tokens (normalised units)",
            ylabel="dot product of their encodings (no unit)",
-           title=f"({'bcde'[n_fields]}) Nearby keypoints get similar encodings: the dot product of two encodings "
-           f"is close to a Gaussian of their 2D distance\n(the scatter about the curve comes from using only "
-           f"{D // 2} frequencies)")
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, frameon=False)
-    fig.suptitle("Token positional encoding (TPE): fixed random Fourier features of the 2D position", fontsize=14)
-    fig.subplots_adjust(left=0.05, right=0.98, top=0.86, bottom=0.14)
+           title=f"({letters[n_fields + 1]}) Nearby keypoints get similar encodings: the dot\nproduct is close to "
+           f"a Gaussian of the 2D distance\n(the scatter about it: only {D // 2} frequencies)")
+    fig.suptitle("Token positional encoding (TPE): fixed random Fourier features of the 2D position")
+    _legend_below(fig, ncol=1)
     return fig
 
 
@@ -709,51 +722,47 @@ def fig_lift(ex: Example, lifted, *, checkpoint_name: str = ""):
     """One lift against the ground truth: (a) the 2D input; (b, c) front and side views of the truth and the
     prediction aligned to it (similarity, reflection allowed, as the benchmark scores); (d) the camera-frame output
     and its depth mirror next to the truth (side view); (e) PA-MPJPE of the flat guess and of the model."""
-    plots.style()
     X, m, E, u = ex.camera3d, ex.mask, ex.edges, ex.units
     pred_refl, err_refl = align(lifted.canonical, X, m, allow_reflection=True)
     _, err_det = align(lifted.canonical, X, m, allow_reflection=False)
     _, err_flat = align(flat_guess(ex.points2d), X, m, allow_reflection=True)
     e = {"flat guess": err_flat[m].mean(), "LFM, reflection allowed": err_refl[m].mean(),
          "LFM, det = +1": err_det[m].mean()}
-    fig, axes = plt.subplots(1, 5, figsize=(19, 5.8), gridspec_kw={"width_ratios": [1, 1, 1, 1, 1.1]})
-    ax = axes[0]
-    _skeleton(ax, ex.points2d, E, colour="k", label="2D input", mask=m, lw=2.2)
+    truth = dict(colour=plots.GT_COLOUR, label="ground truth", mask=m, lw=2.0, s=6)
+    pred = dict(colour=plots.PRED_COLOUR, label="LFM prediction", mask=m, ls="--", lw=1.4, s=6)
+    fig = _page(7.2)
+    gs = fig.add_gridspec(2, 3)
+    ax = fig.add_subplot(gs[0, 0])
+    _skeleton(ax, ex.points2d, E, colour="k", label="2D input", mask=m, lw=1.8, s=6)
     ax.set(xlabel=f"image x ({_unit(u)})", ylabel=f"image y ({_unit(u)})",
            title="(a) The 2D input\n(perspective test view)")
     _equal(ax)
-    for ax, (a, b), t in ((axes[1], (0, 1), "(b) Front view"), (axes[2], (2, 1), "(c) Side view")):
-        _skeleton(ax, X, E, a, b, colour=plots.GT_COLOUR, label="ground truth", mask=m, lw=2.4)
-        _skeleton(ax, pred_refl, E, a, b, colour=plots.PRED_COLOUR, label="LFM prediction", mask=m,
-                  ls="--")
-        ax.set(xlabel=_label(a, u), ylabel=_label(b, u), title=f"{t}\n(prediction aligned to the truth)")
+    for col, (a, b), t in ((1, (0, 1), "(b) Front view"), (2, (2, 1), "(c) Side view")):
+        ax = fig.add_subplot(gs[0, col])
+        _skeleton(ax, X, E, a, b, **truth)
+        _skeleton(ax, pred_refl, E, a, b, **pred)
+        ax.set(xlabel=_label(a, u), ylabel=_label(b, u), title=f"{t}, the prediction\naligned to the truth")
         _equal(ax)
-    ax = axes[3]
-    _skeleton(ax, X, E, 2, 1, colour=plots.GT_COLOUR, label="ground truth", mask=m, lw=2.4)
-    _skeleton(ax, _centred(lifted.camera, m), E, 2, 1, colour=plots.PRED_COLOUR, label="LFM prediction", mask=m,
-              ls="--")
+    ax = fig.add_subplot(gs[1, 0])
+    _skeleton(ax, X, E, 2, 1, **truth)
+    _skeleton(ax, _centred(lifted.camera, m), E, 2, 1, **pred)
     _skeleton(ax, _centred(lifted.camera_mirror, m), E, 2, 1, colour=MIRROR_COLOUR,
-              label="its depth mirror (same 2D)", mask=m, ls=":")
+              label="its depth mirror (the same 2D)", mask=m, ls=":", lw=1.4, s=6)
     ax.set(xlabel=_label(2, u), ylabel=_label(1, u),
-           title="(d) Side view without alignment: lfm.lift's\ncamera-frame output and its mirror")
+           title="(d) Side view, no alignment:\nlfm.lift's camera-frame\noutput and its mirror")
     _equal(ax)
-    ax = axes[4]
+    ax = fig.add_subplot(gs[1, 1:])
     names = list(e)
     cols = [FLAT_COLOUR, plots.PRED_COLOUR, plots.PALETTE[4]]
     ax.barh(range(3), [e[k] for k in names], color=cols, height=0.6)
     for k, v in enumerate(e.values()):
-        ax.text(v, k, f" {v:.2f} {_unit(u)} = {v / ex.radius:.2f} RMS radii", va="center", fontsize=10)
+        ax.text(v, k, f" {v:.2f} {_unit(u)} = {v / ex.radius:.2f} RMS radii", va="center")
     ax.set_yticks(range(3), names)
     ax.invert_yaxis()
     ax.set_xlim(0, max(e.values()) * 2.0)
     ax.set(xlabel=f"PA-MPJPE ({_unit(u)})", title=f"(e) Error: {e['LFM, reflection allowed'] / e['flat guess']:.2f}"
-           " x the flat guess\n(reflection allowed)")
+           " x the flat guess (reflection allowed)")
     fig.suptitle(f"One lift{' with ' + checkpoint_name if checkpoint_name else ''}: {ex.name}, test view "
-                 f"{ex.frame}", fontsize=14)
-    fig.tight_layout(rect=(0, 0.08, 1, 1))
-    hs = {}
-    for a in axes[:4]:
-        for h, lab in zip(*a.get_legend_handles_labels()):
-            hs.setdefault(lab, h)
-    fig.legend(list(hs.values()), list(hs), loc="upper center", bbox_to_anchor=(0.45, 0.08), ncol=5, frameon=False)
+                 f"{ex.frame}")
+    _legend_below(fig, ncol=4)
     return fig
