@@ -84,17 +84,15 @@ class HybridLayer(nn.Module):
         qkv = self.qkv(self.ln1(x)).view(B, N, nb, 3, H, D // H).permute(3, 0, 2, 4, 1, 5)  # (3, B, nb, H, N, hd)
         q, k, v = qkv.unbind(0)  # (B, nb, H, N, hd) each; unbind's backward stacks (a select's fills zeros)
         p = self.dropout if self.training else 0.0
-        if "bias" in masks:  # plain matmul attention, both branches in one batched matmul (short N on a CPU)
+        if "blocked" in masks:  # plain matmul attention, both branches in one batched matmul (CPU)
             # contiguous operands (a transposed view makes the CPU's batched matmul several times slower)
             q, k, v = (q * (D // H) ** -0.5).contiguous(), k.contiguous(), v.contiguous()
-            a = (q @ k.transpose(-1, -2)).float() + masks["bias"]  # (B, nb, H, N, N), softmax in float32
-            o = F.dropout(a.softmax(-1).to(v.dtype), p, self.training) @ v  # (B, nb, H, N, hd)
-        else:  # fused SDPA kernels, one call per branch (float32 on a CPU: its bf16 kernels are slower)
-            if x.device.type == "cpu":
-                q, k, v = q.float(), k.float(), v.float()
-            with torch.autocast(x.device.type, enabled=x.device.type != "cpu" and torch.is_autocast_enabled(x.device.type)):
-                o = torch.stack([F.scaled_dot_product_attention(qi, ki, vi, attn_mask=masks[name], dropout_p=p)
-                                 for qi, ki, vi, name in zip(q.unbind(1), k.unbind(1), v.unbind(1), self.branches)], 1)
+            if N < SOFTMAX_MIN_KEYS:  # keys padded with zero values (blocked in _chunked_attention)
+                k, v = (F.pad(t, (0, 0, 0, SOFTMAX_MIN_KEYS - N)) for t in (k, v))
+            o = _chunked_attention(q, k, v, masks["blocked"], p)  # (B, nb, H, N, hd)
+        else:  # fused SDPA kernels (a GPU), one call per branch
+            o = torch.stack([F.scaled_dot_product_attention(qi, ki, vi, attn_mask=masks[name], dropout_p=p)
+                             for qi, ki, vi, name in zip(q.unbind(1), k.unbind(1), v.unbind(1), self.branches)], 1)
         u = o.permute(0, 3, 1, 2, 4).reshape(B, N, nb * D)  # (B, N, nb*D) = concat(L, G), heads in order
         x = x + self.drop(self.proj(u))
         return x + self.drop(self.mlp(self.ln2(x)))
@@ -148,7 +146,7 @@ class LFM(nn.Module):
         x2d = norm.points  # (B, N, 2), hidden points set to 0 (W_m = W * M)
         masks = _attention_masks(valid, adjacency if self.attention != "global" else None,
                                  self.layers[0].branches,
-                                 matmul=use_matmul_attention(x2d.device, x2d.shape[1]))
+                                 matmul=use_matmul_attention(x2d.device))
         pe = self.embed(x2d)  # (B, N, D)
         x = pe
         for i, layer in enumerate(self.layers):
@@ -192,21 +190,53 @@ class LFM(nn.Module):
         return mask.bool(), adjacency.bool()
 
 
-# Plain matmul attention on contiguous operands beats the CPU's SDPA kernels for short sequences (measured at d = 64,
-# one thread, batch 256, bf16 linears: the whole step 3-5 % faster with the cut at 48 than at 64, SDPA 20 % faster at
-# N = 100); a GPU always takes the fused kernels.
-MATMUL_ATTENTION_MAX_N = 48
+# On a CPU, plain matmul attention on contiguous operands, over cache-sized chunks of the batch, beats the CPU's SDPA
+# kernels at every N of the benchmark; a GPU takes the fused SDPA kernels. Measured at d = 64, one thread, batch 256,
+# bf16 linears, on 120 replayed batches of the v2 stream against the layer before (matmul to N = 48, SDPA above): mean
+# step at N <= 16 98 -> 77 ms (the key padding below), N 49-80 564 -> 462 ms, N > 80 961 -> 847 ms, 16 < N <= 48
+# unchanged; the whole stream 1,210-1,260 -> 1,370-1,394 samples/s.
+# The CPU's softmax over fewer than 16 values per row runs a scalar path about 13x slower per element (measured:
+# 17 ns at 7-15 keys, 1.3 ns at 16); the matmul path pads the keys of shorter samples to 16 (masked, zero values).
+SOFTMAX_MIN_KEYS = 16
+ADDITIVE_MASK_MAX_BYTES = 64 << 20  # above (large inference batches) the masks stay bool, made additive per chunk
+# float32 scores per chunk (4, 16, 64 MiB measured on the v2 stream: 1,367, 1,386, 1,160 samples/s)
+ATTENTION_CHUNK_BYTES = 16 << 20
 
 
-def use_matmul_attention(device: torch.device, n: int) -> bool:
-    """Whether :class:`HybridLayer` uses plain matmul attention (CPU, ``n <= MATMUL_ATTENTION_MAX_N``) or SDPA."""
-    return device.type == "cpu" and n <= MATMUL_ATTENTION_MAX_N
+def _chunked_attention(q, k, v, blocked, p):
+    """Softmax attention of ``q`` ``(B, nb, H, N, hd)`` over ``k``, ``v`` ``(B, nb, H, Nk, hd)`` (``Nk >= N``, keys
+    beyond N are padding). ``blocked``: the additive mask ``(B, nb, 1, N, Nk)`` (0 or -inf) or, for batches whose
+    mask would be large, one bool mask per branch ``(B, 1, 1 or N, N)`` (True = may not attend), made additive per
+    chunk. Runs over the batch in chunks whose float32 scores fit a CPU core's cache (the whole step 10-20 % faster
+    at N >= 60 than one pass)."""
+    B, N, Nk = q.shape[0], q.shape[3], k.shape[3]
+    step = max(1, ATTENTION_CHUNK_BYTES // (q.shape[1] * q.shape[2] * N * Nk * 4))
+    parts = (q, k, v, blocked) if torch.is_tensor(blocked) else (q, k, v, *blocked)
+    # split, not slices: a slice's backward writes into a zero tensor of the whole batch
+    chunks = [parts] if step >= B else zip(*(t.split(step) for t in parts))
+    outs = []
+    for qc, kc, vc, *bc in chunks:
+        a = (qc @ kc.transpose(-1, -2)).float()  # softmax in float32
+        a = a + bc[0] if len(bc) == 1 and bc[0].dtype != torch.bool else a.masked_fill_(_stack_blocked(bc, N, Nk), -math.inf)
+        outs.append(F.dropout(a.softmax(-1).to(vc.dtype), p, p > 0) @ vc)
+    return torch.cat(outs) if len(outs) > 1 else outs[0]
+
+
+def _stack_blocked(blocked, N: int, Nk: int) -> torch.Tensor:
+    """Per-branch bool masks ``(b, 1, 1 or N, N)`` -> ``(b, nb, 1, N, Nk)``, the padded keys blocked."""
+    no = torch.stack([m.expand(m.shape[0], 1, N, N) for m in blocked], 1)
+    return F.pad(no, (0, Nk - N), value=True) if Nk > N else no
+
+
+def use_matmul_attention(device: torch.device) -> bool:
+    """Whether :class:`HybridLayer` uses the chunked matmul attention (a CPU) or the fused SDPA kernels."""
+    return device.type == "cpu"
 
 
 def _attention_masks(valid: torch.Tensor, adjacency: torch.Tensor | None, branches=("global",), *,
                      matmul: bool = False) -> dict[str, torch.Tensor]:
     """SDPA boolean masks (True = may attend), built once per forward and shared by all layers; with ``matmul``
-    also ``bias`` ``(B, nb, 1, N, N)``: 0 where a branch may attend, -inf elsewhere (the matmul path's mask)."""
+    also ``blocked``: their negations, one per branch in order (the matmul path's masks)."""
     B, N = valid.shape
     eye = torch.eye(N, dtype=torch.bool, device=valid.device)
     # global: every valid key; a sample without any valid token lets its tokens see each other (finite output)
@@ -215,9 +245,13 @@ def _attention_masks(valid: torch.Tensor, adjacency: torch.Tensor | None, branch
     if adjacency is not None:
         local = (adjacency & valid[:, :, None] & valid[:, None, :]) | eye  # (B, N, N)
         masks["local"] = local[:, None]  # (B, 1, N, N)
-    if matmul:
-        allowed = torch.stack([masks[b].expand(B, 1, N, N) for b in branches], 1)  # (B, nb, 1, N, N)
-        masks["bias"] = torch.zeros(allowed.shape, device=valid.device).masked_fill_(~allowed, float("-inf"))
+    if matmul:  # what each branch may not attend, for _chunked_attention: additive unless that is large
+        blocked = [~masks[b] for b in branches]
+        Nk = max(N, SOFTMAX_MIN_KEYS)
+        if B * len(branches) * N * Nk * 4 <= ADDITIVE_MASK_MAX_BYTES:
+            blocked = torch.zeros(B, len(branches), 1, N, Nk, device=valid.device).masked_fill_(
+                _stack_blocked(blocked, N, Nk), -math.inf)
+        masks["blocked"] = blocked
     return masks
 
 

@@ -231,7 +231,7 @@ def test_pe_every_layer_starts_as_the_input_only_model_and_is_used():
         assert (every(x, mask, adj) - base(x, mask, adj)).abs().max() > 1e-3
 
 
-@pytest.mark.parametrize("N", [21, 60])  # on a CPU: bf16 linears with float32 matmul attention, and with SDPA
+@pytest.mark.parametrize("N", [9, 21, 60])  # on a CPU: bf16 linears, matmul attention (keys padded at N = 9)
 def test_bf16_autocast_keeps_the_shipped_model_accurate(N):
     """The shipped v2 model writes depths with a large constant offset (|z| ~ 23 in normalised units; the loss is
     translation-free): a bf16 decoder rounded them by ~0.1, an error of 10 % of the body size. The decoder runs in
@@ -266,10 +266,19 @@ def _old_layer_forward(layer, x, masks):
 
 
 @pytest.mark.parametrize("attention", ["hybrid", "global", "local"])
-@pytest.mark.parametrize("N", [17, 100])  # matmul attention on the CPU (N <= 48) and SDPA (N > 48)
-def test_layer_equals_the_old_implementation(attention, N, monkeypatch):
+@pytest.mark.parametrize("N", [9, 17, 100])  # keys padded to 16 (N = 9) or not
+@pytest.mark.parametrize("path", ["matmul", "matmul-chunks", "bool-chunks", "sdpa"])
+def test_layer_equals_the_old_implementation(attention, N, path, monkeypatch):
+    """The CPU path (additive mask; over 2-sample chunks; bool masks made additive per chunk, as for large
+    inference batches) and the GPU path (SDPA) against the old layer, outputs and gradients."""
     from lfm import model as M
 
+    if path.endswith("chunks"):  # scores of 2 samples per chunk: chunks of 2, 2, 1
+        monkeypatch.setattr(M, "ATTENTION_CHUNK_BYTES", 2 * 2 * 4 * N * max(N, M.SOFTMAX_MIN_KEYS) * 4)
+    if path == "bool-chunks":
+        monkeypatch.setattr(M, "ADDITIVE_MASK_MAX_BYTES", 0)
+    if path == "sdpa":
+        monkeypatch.setattr(M, "use_matmul_attention", lambda device: False)
     torch.manual_seed(0)
     m = LFM(ModelConfig(d_model=32, n_heads=4, n_layers=2, attention=attention, pe_every_layer=True))
     for lin in m.pe_proj:
