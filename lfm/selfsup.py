@@ -25,12 +25,17 @@ step function is this module's own (the trainer's :func:`lfm.train.train_step` k
 rows with the same id being views of the same instant), or a folder of such files, one per synchronised camera:
 rows with the same (frame, instance) across the files form a group.
 
-Status (work in progress, not yet behind ``lfm finetune --2d``): on a toy rigid shape (10 random points, random
-SO(3) orthographic views, a small MLP lifter) these terms do not yet give depth better than flat. Measured
-failure modes: targets normalised to their own RMS radius let the lifter stretch its depth into a line, which
-makes every similarity-aligned error small (hence :func:`camera_frame`, which measures in image units); with
-that, the lifter drifts to a near-constant shape that satisfies consistency and multi-view while the
-reprojection error grows (weights 1 : 1 : 1 and 20 : 1 : 1 both fail at 600 steps).
+Status (work in progress, not yet behind ``lfm finetune --2d``): no 2D-only objective tried so far recovers depth
+on a toy (``bench/selfsup_toy.py`` -> ``results/bench/selfsup_toy.json``: a rigid 12-point shape with a skeleton,
+random SO(3) orthographic views, a small LFM from scratch; 3D supervision reaches 0.39 x flat in 1,000 steps). This
+module's objective, its variant with gradients through both lifts, a cycle term (Chen et al. 2019), agreement of
+X. Measured failure modes: with the
+first lift held fixed the model learns to lift its own turned views (projections of its own, nearly flat, guesses)
+without changing how it lifts the real ones, so the flat guess stays a fixed point; with gradients through both
+lifts, camera fits scaled to the image let the depth grow without bound (consistency errors of 10-20 image radii).
+What the literature adds and this module lacks: a prior on what a real 2D view looks like (Chen et al.'s
+discriminator, ElePose's flow) or a separate canonicalisation network (C3DPO), so that the turned views cannot be
+told from real ones.
 """
 
 from __future__ import annotations
@@ -48,8 +53,8 @@ from .geometry import fit_orthographic_camera
 from .losses import procrustes_mse
 
 __all__ = ["Keypoints2D", "TwoDError", "read_2d", "views_2d", "unit_radius", "reprojection_loss",
-           "random_rotations", "camera_frame", "self_consistency_loss", "multiview_loss", "objective_2d", "WEIGHTS", "train_2d",
-           "finetune_2d", "held_out_split", "score_held_out", "cheetah_2d", "table2_2d", "PAPER_2DLFM"]
+           "random_rotations", "camera_frame", "self_consistency_loss", "multiview_loss", "objective_2d", "WEIGHTS",
+           "train_2d", "evaluate_2d", "finetune_2d", "PAPER_2DLFM"]
 
 WEIGHTS = {"reprojection": 1.0, "consistency": 1.0, "multiview": 1.0}
 # 2D-LFM (Dabhi, Gill, Jeni, Lucey, CVPR 2026), PA-MPJPE in mm, from third-party notes of the paper (no code or
