@@ -270,9 +270,22 @@ def _finetune(args: argparse.Namespace) -> int:
     if args.checkpoint:
         _load_checkpoint(args.checkpoint)
     mix = tuple(args.mix) if args.mix else DEFAULT_MIX
-    finetune(args.data, out, checkpoint=args.checkpoint, mix=mix, max_minutes=args.max_minutes,
-             max_epochs=args.max_epochs, epoch_steps=args.epoch_steps, up=args.up, name=args.name,
-             threads=args.threads, progress=not args.no_progress)
+    kw = dict(checkpoint=args.checkpoint, mix=mix, max_minutes=args.max_minutes, max_epochs=args.max_epochs,
+              epoch_steps=args.epoch_steps, name=args.name, threads=args.threads, progress=not args.no_progress)
+    if args.two_d:
+        from .selfsup import DEFAULT_MODES, finetune_2d
+
+        if args.up:
+            raise CLIError("--up is for 3D data; with --2d the file's image axes are used (y down for the tools' "
+                           "files, y up for an .npz).")
+        modes = DEFAULT_MODES if args.modes is None else args.modes
+        if modes < 0:
+            raise CLIError(f"--modes {modes}: give 0 (a rigid body) or more shape modes.")
+        finetune_2d(args.data, out, n_basis=modes, min_confidence=args.min_confidence, **kw)
+    else:
+        if args.modes is not None or args.min_confidence is not None:
+            raise CLIError("--modes and --min-confidence apply to 2D data: add --2d.")
+        finetune(args.data, out, up=args.up, **kw)
     return 0
 
 
@@ -390,7 +403,7 @@ def build_parser() -> argparse.ArgumentParser:
     lf.add_argument("--no-progress", action="store_true", help="no progress bar")
     lf.set_defaults(func=_lift)
     ft = sub.add_parser(
-        "finetune", parents=[common], help="fit the model to your own body or object (3D keypoints)",
+        "finetune", parents=[common], help="fit the model to your own body or object (3D keypoints, or 2D with --2d)",
         description="Fine-tune a checkpoint (default: the shipped one) on 3D keypoints of your category: DATA is an "
         ".npz (points3d (F, N, 3), optional edges, sequence, visible), a .c3d (ezc3d), a .bvh, an .amc with its .asf "
         "beside it, or a folder of such files. DATA is split by trajectory (the last 20 %% of sequences, or of each "
@@ -411,6 +424,13 @@ def build_parser() -> argparse.ArgumentParser:
     ft.add_argument("--name", help="the name of your set and rig (default yours_<file name>)")
     ft.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's)")
     ft.add_argument("--no-progress", action="store_true", help="no progress bar")
+    ft.add_argument("--2d", dest="two_d", action="store_true", help="DATA is 2D keypoints only (any file lfm lift "
+                    "reads): every row is lifted, the lifts are refined together from the 2D (a low-rank shape "
+                    "model, --modes), and the model is fine-tuned on that refined 3D (docs/lifting.md)")
+    ft.add_argument("--modes", type=int, help="with --2d: shape modes of the refinement (default 10, "
+                    "lfm.selfsup.DEFAULT_MODES; 0 for a rigid object)")
+    ft.add_argument("--min-confidence", type=float, help="with --2d: keypoints below this confidence are hidden "
+                    "(default 0.5)")
     ft.set_defaults(func=_finetune)
     rg = sub.add_parser("rigs", parents=[common], help="list the rigs lfm lift --rig accepts",
                         description="The rigs of the checkpoint (trained on or held out) and the named skeletons "
