@@ -1,6 +1,12 @@
-"""What 2D alone adds on held-out categories: the shipped model's lifts against the same lifts refined together from
-their 2D (:func:`lfm.selfsup.refine_2d`), on every held-out set of the benchmark. No 3D of these sets is used
-except to score. Run: ``python -m lfm.experiments.refine2d`` -> ``results/refine_2d.json``.
+"""What 2D alone adds on held-out categories.
+
+* :func:`run`: the shipped model's lifts against the same lifts refined together from their 2D
+  (:func:`lfm.selfsup.refine_2d`), on every held-out set of the benchmark. No 3D of these sets is used except to
+  score. Run: ``python -m lfm.experiments.refine2d`` -> ``results/refine_2d.json``.
+* :func:`table2`: Table 2 with a 2D-only column (``15_2d_only``): per held-out set and seed, the shipped model
+  *absent* (as shipped), *2D-only* (``lfm finetune --2d`` on 2D views of the set's training sequences, its 3D
+  hidden) and *3D-present* (``lfm finetune`` on the 3D of the same sequences), the same steps and mix, all scored
+  on the same test frames (:func:`lfm.data.benchmark.split_present`).
 
 Protocol: each held-out set's fixed test views (``realistic``: upright perspective cameras, seeded per set), lifted
 by the checkpoint with the set's skeleton; the refinement sees the 2D and the lifts of all test views of the set
@@ -15,6 +21,7 @@ import numpy as np
 import torch
 
 from ..data import benchmark
+from ..data.views import Views
 from ..losses import procrustes_mse
 from ..lifting import DEFAULT_CHECKPOINT, lift, load_model
 from ..paths import root
@@ -22,6 +29,7 @@ from ..results import provenance, write_json
 from ..selfsup import DEFAULT_MODES, refine_2d
 
 TUNED_ON = benchmark.OOD[:8]
+CONDITIONS = ("absent", "2d_only", "present")
 
 
 def _ratio(pred, views) -> float:
@@ -47,16 +55,36 @@ def run(sets=benchmark.OOD, modes=(0, DEFAULT_MODES), checkpoint=None, out=None,
         rows.append(row)
         log(f"{name:16s} lift {row['lift']:.3f}  " + "  ".join(f"{k} modes {row[f'refined_{k}_modes']:.3f}"
                                                               for k in modes))
+    if "cheetah" in sets:  # its real DeepLabCut 2D (6 cameras x 110 frames), as lfm.evaluate scores it
+        cs = benchmark.real2d_test()
+        p2 = cs.points2d * np.array([1.0, -1.0], np.float32)  # DLC pixels: y down -> up
+        gt = cs.points3d * np.array([1.0, -1.0, 1.0], np.float32)
+        w = cs.visible[..., None]
+        views = Views(p2, np.where(w, gt - (gt * w).sum(1, keepdims=True) / w.sum(1, keepdims=True), 0.0),
+                                cs.visible, np.arange(len(p2)), np.zeros((len(p2), 3, 3)))
+        lifted = lift(p2, cs.visible, edges=cs.edges, model=model)
+        row = {"set": "cheetah_real_dlc_2d", "views": int(len(p2)), "keypoints": int(p2.shape[1]), "tuned_on": False,
+               "lift": _ratio(lifted.camera, views)}
+        for k in modes:
+            row[f"refined_{k}_modes"] = _ratio(refine_2d(p2, cs.visible, lifted.camera, n_basis=k).camera, views)
+        rows.append(row)
+        log(f"{row['set']:16s} lift {row['lift']:.3f}  " + "  ".join(f"{k} modes {row[f'refined_{k}_modes']:.3f}"
+                                                                     for k in modes))
     summary = {}
-    for part, keep in (("all", lambda r: True), ("tuned_on", lambda r: r["tuned_on"]),
-                       ("check", lambda r: not r["tuned_on"])):
+    real = "cheetah_real_dlc_2d"
+    for part, keep in (("all", lambda r: r["set"] != real), ("tuned_on", lambda r: r["tuned_on"]),
+                       ("check", lambda r: not r["tuned_on"] and r["set"] != real),
+                       ("real_dlc_2d", lambda r: r["set"] == real)):
         sel = [r for r in rows if keep(r)]
+        if not sel:
+            continue
         summary[part] = {"sets": len(sel), "lift": float(np.mean([r["lift"] for r in sel])),
                          **{f"refined_{k}_modes": float(np.mean([r[f"refined_{k}_modes"] for r in sel]))
                             for k in modes},
                          **{f"refined_{k}_modes_worse_on": int(sum(r[f"refined_{k}_modes"] > r["lift"] for r in sel))
                             for k in modes}}
-    body = {"protocol": {"2d": "realistic test views of each held-out set (upright perspective cameras, fixed seed)",
+    body = {"protocol": {"2d": "realistic test views of each held-out set (upright perspective cameras, fixed seed); "
+                               "cheetah_real_dlc_2d: the cheetah's real DeepLabCut 2D of 6 cameras (likelihood >= 0.5)",
                          "lifts": str(checkpoint or DEFAULT_CHECKPOINT.name) + ", the set's skeleton",
                          "refinement": "lfm.selfsup.refine_2d on all test views of a set at once (2D and lifts only)",
                          "metric": "PA-MPJPE with reflection allowed / the flat guess's, mean over views, then sets",
@@ -64,6 +92,83 @@ def run(sets=benchmark.OOD, modes=(0, DEFAULT_MODES), checkpoint=None, out=None,
             "summary": summary, "rows": rows, "provenance": provenance()}
     write_json(out or root() / "results" / "refine_2d.json", body)
     return body
+
+
+def _score(model, split) -> dict:
+    from ..evaluate import evaluate_category
+
+    v = benchmark.test_views(split)
+    r = evaluate_category(model, split.test, v.points2d, v.points3d, v.visible)
+    return {"frames": r["frames"], "ratio_det": r["ratio_det"], "ratio_refl": r["ratio_refl"]}
+
+
+def table2(sets, out_dir, *, seeds=(0,), mix=("human41", "dog", "hand_icvl", "mouse_sleap", "chair"),
+           max_epochs: int = 3, epoch_steps: int = 100, bench_frames: int = 30, n_basis: int = DEFAULT_MODES,
+           threads: int = 1, log=print) -> list[dict]:
+    """Rows ``{set, condition, seed, frames, ratio_det, ratio_refl, bench_refl}`` (see the module docstring).
+
+    Per set: :func:`lfm.data.benchmark.split_present` (the last 20 % of sequences test). The 2D-only run's input is
+    one realistic view (upright perspective camera, seeded by set and seed) of every training frame, written as an
+    ``.npz`` of 2D, visibility and the skeleton; the present run's input is the same frames' 3D. Both runs start
+    from the shipped checkpoint and mix ``mix`` as ``lfm finetune`` does (each fine-tuning holds out the last 20 %
+    of its own input for its report); ``bench_refl`` is the in-distribution benchmark mean after the run
+    (``bench_frames`` test frames per set). Runs are resumable (their folders under ``out_dir``)."""
+    from pathlib import Path
+
+    from .. import checkpoint as ckpt
+    from ..data.views import synthesize_views
+    from ..finetune import benchmark_mean, finetune
+    from ..selfsup import finetune_2d
+
+    out_dir = Path(out_dir)
+    model0, ck0 = load_model(None)
+    bench = {c: benchmark.split_category(c) for c in benchmark.CATEGORIES}
+    bench0 = benchmark_mean(model0, ck0, bench, frames=bench_frames)["mean"]["ratio_refl"]
+    quiet = lambda *a, **k: None  # noqa: E731
+    rows = []
+    for name in sets:
+        split = benchmark.split_present(name)
+        train = split.train
+        base = _score(model0, split)
+        for seed in seeds:
+            rows.append({"set": name, "condition": "absent", "seed": seed, **base, "bench_refl": bench0})
+            d = out_dir / name / f"seed{seed}"
+            d.mkdir(parents=True, exist_ok=True)
+            v = synthesize_views(train.points3d, train.visible, **benchmark.PROTOCOLS["realistic"],
+                                 seed=1000 * seed + benchmark.protocol_seed(name, "realistic"))
+            np.savez(d / "train_2d.npz", points2d=v.points2d, mask=v.visible, edges=train.edges)
+            np.savez(d / "train_3d.npz", points3d=train.points3d, visible=train.visible, edges=train.edges,
+                     sequence=train.sequence)
+            kw = dict(mix=tuple(mix), max_epochs=max_epochs, epoch_steps=epoch_steps, max_minutes=1e6,
+                      bench_frames=bench_frames, threads=threads, seed=seed, name=f"yours_{name}", progress=False,
+                      log=quiet)
+            reports = {"2d_only": finetune_2d(d / "train_2d.npz", d / "2d_only", n_basis=n_basis, **kw),
+                       "present": finetune(d / "train_3d.npz", d / "present", **kw)}
+            for cond, rep in reports.items():
+                model, _ = ckpt.load_model(d / cond / "model.pt")
+                rows.append({"set": name, "condition": cond, "seed": seed, **_score(model, split),
+                             "bench_refl": rep["after"]["benchmark"]["mean"]["ratio_refl"]})
+            log("  ".join(f"{r['set']} {r['condition']} seed {r['seed']}: {r['ratio_refl']:.3f}" for r in rows[-3:]))
+    return rows
+
+
+def table2_summary(rows: list[dict]) -> dict:
+    """Per set and condition the mean and sample sd over seeds (reflection allowed and det = +1), the gap closed by
+    2D-only (``(absent - 2d_only) / (absent - present)``, reflection allowed) and the benchmark mean's change."""
+    out = {}
+    for name in dict.fromkeys(r["set"] for r in rows):
+        per = {}
+        for c in CONDITIONS:
+            sel = [r for r in rows if r["set"] == name and r["condition"] == c]
+            per[c] = {k: float(np.mean([r[k] for r in sel])) for k in ("ratio_refl", "ratio_det", "bench_refl")}
+            per[c]["ratio_refl_sd"] = float(np.std([r["ratio_refl"] for r in sel], ddof=1)) if len(sel) > 1 else 0.0
+            per[c]["seeds"] = len(sel)
+        gap = per["absent"]["ratio_refl"] - per["present"]["ratio_refl"]
+        closed = per["absent"]["ratio_refl"] - per["2d_only"]["ratio_refl"]
+        per["gap_closed_by_2d_only"] = closed / gap if gap else None
+        per["bench_change_2d_only"] = per["2d_only"]["bench_refl"] - per["absent"]["bench_refl"]
+        out[name] = per
+    return out
 
 
 if __name__ == "__main__":

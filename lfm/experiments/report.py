@@ -155,6 +155,24 @@ def present_md(pres: dict) -> str:
     return head + "\n" + "\n".join(rows)
 
 
+def two_d_md(res: dict) -> str:
+    """Absent / 2D-only / 3D-present per held-out set (reflection allowed, mean ± sd over seeds), the gap that 2D
+    alone closes and what it costs the in-distribution mean; then 2D-LFM's claims, labelled as theirs."""
+    head = ("| held-out set | absent (as shipped) | 2D only | 3D present | gap closed by 2D only | in-distribution "
+            "mean, 2D only vs absent |\n|---|---|---|---|---|---|")
+    rows = []
+    for name, v in res["summary"].items():
+        cells = [f"{v[c]['ratio_refl']:.3f} ± {v[c]['ratio_refl_sd']:.3f}" for c in ("absent", "2d_only", "present")]
+        gap = v["gap_closed_by_2d_only"]
+        rows.append(f"| {name} | " + " | ".join(cells) + f" | {'–' if gap is None else f'{gap:.0%}'} | "
+                    f"{v['bench_change_2d_only']:+.3f} |")
+    claims = res["claims_2d_lfm"]
+    theirs = "; ".join(f"{k}: " + ", ".join(f"{d} {x}" for d, x in v.items())
+                       for k, v in claims.items() if k != "source")
+    return (head + "\n" + "\n".join(rows) + f"\n\nTheirs, not comparable in value ({claims['source']}): {theirs}. "
+            f"Ours: × flat, {res['budget']['steps_per_run']} fine-tuning steps, {len(res['seeds'])} seed(s).")
+
+
 def _row(table: list[dict], key: str, value) -> dict | None:
     return next((r for r in table if r.get(key) == value), None)
 
@@ -320,6 +338,9 @@ def tables() -> dict[str, str]:
     pres = _load("ood_present.json")
     if pres and pres.get("tables"):
         out["present"] = present_md(pres)
+    two_d = _load("2d_only.json")
+    if two_d and two_d.get("summary"):
+        out["two_d"] = two_d_md(two_d)
     out["paper"] = paper_table()
     return out
 
