@@ -94,12 +94,53 @@ def run(sets=benchmark.OOD, modes=(0, DEFAULT_MODES), checkpoint=None, out=None,
     return body
 
 
-def _score(model, split) -> dict:
+REAL_CHEETAH = "cheetah_real_dlc_2d"  # table2's name for the cheetah with its real DeepLabCut 2D
+
+
+def _present_task(name: str):
+    """A held-out set's split_present: the scorer of its test part, its training 2D for a seed (one realistic view
+    per frame) and its training 3D."""
+    from ..data.views import synthesize_views
     from ..evaluate import evaluate_category
 
-    v = benchmark.test_views(split)
-    r = evaluate_category(model, split.test, v.points2d, v.points3d, v.visible)
-    return {"frames": r["frames"], "ratio_det": r["ratio_det"], "ratio_refl": r["ratio_refl"]}
+    split = benchmark.split_present(name)
+    train, v = split.train, benchmark.test_views(split)
+
+    def score(model):
+        return evaluate_category(model, split.test, v.points2d, v.points3d, v.visible)
+
+    def two_d(seed):
+        w = synthesize_views(train.points3d, train.visible, **benchmark.PROTOCOLS["realistic"],
+                             seed=1000 * seed + benchmark.protocol_seed(name, "realistic"))
+        return {"points2d": w.points2d, "mask": w.visible, "edges": train.edges}
+
+    return score, two_d, {"points3d": train.points3d, "visible": train.visible, "edges": train.edges,
+                          "sequence": train.sequence}
+
+
+def _cheetah_task(test_frac: float = 0.2):
+    """The cheetah's real DeepLabCut 2D (6 cameras, :func:`lfm.data.benchmark.real2d_test`) split in time: the last
+    ``test_frac`` of its 110 frames test (scored on their real 2D against their 3D), the others give the 2D-only run
+    its input (the real 2D, views of a frame grouped) and the present run the same views' camera-frame 3D."""
+    from ..evaluate import evaluate_category
+
+    cs = benchmark.real2d_test()
+    frame = np.asarray(cs.meta["frame"])
+    test = frame >= np.quantile(np.unique(frame), 1 - test_frac)
+    p2 = (cs.points2d * np.array([1.0, -1.0], np.float32)).astype(np.float32)  # DLC pixels: y down -> up
+    gt = cs.points3d * np.array([1.0, -1.0, 1.0], np.float32)
+    w = cs.visible[..., None]
+    gt = np.where(w, gt - (gt * w).sum(1, keepdims=True) / w.sum(1, keepdims=True), 0.0).astype(np.float32)
+    te, tr = np.flatnonzero(test), np.flatnonzero(~test)
+
+    def score(model):
+        return evaluate_category(model, cs.subset(te), p2[te], gt[te], cs.visible[te])
+
+    def two_d(seed):
+        return {"points2d": p2[tr], "mask": cs.visible[tr], "edges": cs.edges, "group": frame[tr]}
+
+    camera = np.unique(cs.sequence, return_inverse=True)[1]
+    return score, two_d, {"points3d": gt[tr], "visible": cs.visible[tr], "edges": cs.edges, "sequence": camera[tr]}
 
 
 def table2(sets, out_dir, *, seeds=(0,), mix=("human41", "dog", "hand_icvl", "mouse_sleap", "chair"),
@@ -109,14 +150,14 @@ def table2(sets, out_dir, *, seeds=(0,), mix=("human41", "dog", "hand_icvl", "mo
 
     Per set: :func:`lfm.data.benchmark.split_present` (the last 20 % of sequences test). The 2D-only run's input is
     one realistic view (upright perspective camera, seeded by set and seed) of every training frame, written as an
-    ``.npz`` of 2D, visibility and the skeleton; the present run's input is the same frames' 3D. Both runs start
-    from the shipped checkpoint and mix ``mix`` as ``lfm finetune`` does (each fine-tuning holds out the last 20 %
-    of its own input for its report); ``bench_refl`` is the in-distribution benchmark mean after the run
-    (``bench_frames`` test frames per set). Runs are resumable (their folders under ``out_dir``)."""
+    ``.npz`` of 2D, visibility and the skeleton; the present run's input is the same frames' 3D. ``REAL_CHEETAH``
+    is the cheetah with its real DeepLabCut 2D, split in time (:func:`_cheetah_task`). Both runs start from the
+    shipped checkpoint and mix ``mix`` as ``lfm finetune`` does (each fine-tuning holds out the last 20 % of its own
+    input for its report); ``bench_refl`` is the in-distribution benchmark mean after the run (``bench_frames`` test
+    frames per set). Runs are resumable (their folders under ``out_dir``)."""
     from pathlib import Path
 
     from .. import checkpoint as ckpt
-    from ..data.views import synthesize_views
     from ..finetune import benchmark_mean, finetune
     from ..selfsup import finetune_2d
 
@@ -125,20 +166,17 @@ def table2(sets, out_dir, *, seeds=(0,), mix=("human41", "dog", "hand_icvl", "mo
     bench = {c: benchmark.split_category(c) for c in benchmark.CATEGORIES}
     bench0 = benchmark_mean(model0, ck0, bench, frames=bench_frames)["mean"]["ratio_refl"]
     quiet = lambda *a, **k: None  # noqa: E731
+    keep = ("frames", "ratio_det", "ratio_refl")
     rows = []
     for name in sets:
-        split = benchmark.split_present(name)
-        train = split.train
-        base = _score(model0, split)
+        score, two_d, three_d = _cheetah_task() if name == REAL_CHEETAH else _present_task(name)
+        base = {k: score(model0)[k] for k in keep}
         for seed in seeds:
             rows.append({"set": name, "condition": "absent", "seed": seed, **base, "bench_refl": bench0})
             d = out_dir / name / f"seed{seed}"
             d.mkdir(parents=True, exist_ok=True)
-            v = synthesize_views(train.points3d, train.visible, **benchmark.PROTOCOLS["realistic"],
-                                 seed=1000 * seed + benchmark.protocol_seed(name, "realistic"))
-            np.savez(d / "train_2d.npz", points2d=v.points2d, mask=v.visible, edges=train.edges)
-            np.savez(d / "train_3d.npz", points3d=train.points3d, visible=train.visible, edges=train.edges,
-                     sequence=train.sequence)
+            np.savez(d / "train_2d.npz", **two_d(seed))
+            np.savez(d / "train_3d.npz", **three_d)
             kw = dict(mix=tuple(mix), max_epochs=max_epochs, epoch_steps=epoch_steps, max_minutes=1e6,
                       bench_frames=bench_frames, threads=threads, seed=seed, name=f"yours_{name}", progress=False,
                       log=quiet)
@@ -146,7 +184,7 @@ def table2(sets, out_dir, *, seeds=(0,), mix=("human41", "dog", "hand_icvl", "mo
                        "present": finetune(d / "train_3d.npz", d / "present", **kw)}
             for cond, rep in reports.items():
                 model, _ = ckpt.load_model(d / cond / "model.pt")
-                rows.append({"set": name, "condition": cond, "seed": seed, **_score(model, split),
+                rows.append({"set": name, "condition": cond, "seed": seed, **{k: score(model)[k] for k in keep},
                              "bench_refl": rep["after"]["benchmark"]["mean"]["ratio_refl"]})
             log("  ".join(f"{r['set']} {r['condition']} seed {r['seed']}: {r['ratio_refl']:.3f}" for r in rows[-3:]))
     return rows
