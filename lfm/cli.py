@@ -228,17 +228,22 @@ def _lift(args: argparse.Namespace) -> int:
                        f"{P.DEFAULT_MIN_CONFIDENCE}).")
     if args.smooth < 0:
         raise CLIError(f"--smooth {args.smooth}: give a width in frames > 0 (or leave it out: no smoothing).")
+    if args.refine is not None and args.refine < 0:
+        raise CLIError(f"--refine {args.refine}: give a number of shape modes >= 0 (10 for a body, 0 for a rigid "
+                       "object), or leave it out.")
     _load_checkpoint(args.checkpoint)
     try:
         poses, out = lift_file(src, format=args.format, rig=args.rig, checkpoint=args.checkpoint,
                                y_down=True if args.y_down else None, min_confidence=args.min_confidence,
-                               smooth=args.smooth, progress=not args.no_progress, batch_size=args.batch_size)
+                               smooth=args.smooth, progress=not args.no_progress, batch_size=args.batch_size,
+                               refine=args.refine)
     except (P.PoseFileError, LiftInputError) as e:
         raise CLIError(_one_line(e) if str(e).startswith(str(src)) else f"{src}: {_one_line(e)}") from e
     meta = {"input": str(src), "format": poses.format, "checkpoint": str(args.checkpoint or DEFAULT_CHECKPOINT),
             "graph": out.graph, "y_down": bool(out.axes[1] < 0), "axes": out.axes.tolist(),
             "min_confidence": args.min_confidence if args.min_confidence is not None else P.DEFAULT_MIN_CONFIDENCE,
-            "smooth_sigma_frames": args.smooth, "keypoints": poses.names, "notes": poses.notes,
+            "smooth_sigma_frames": args.smooth, "refine_modes": args.refine, "keypoints": poses.names,
+            "notes": poses.notes,
             "camera": "camera = (scale * canonical @ rotation + translation) * axes (npz)"}
     pages = {}
     if args.html:
@@ -251,6 +256,7 @@ def _lift(args: argparse.Namespace) -> int:
     lifted = int(out.mask.any(1).sum())
     extra = f"; {args.html}" if args.html else ""
     print(f"lfm lift: {lifted} of {B} poses x {out.mask.shape[1]} keypoints ({poses.format}, {out.graph}"
+          f"{f', refined with {args.refine} modes' if args.refine is not None else ''}"
           f"{', smoothed' if args.smooth else ''}) -> {dst}{extra}")
     for note in poses.notes:
         print(f"lfm lift: note: {note}")
@@ -395,6 +401,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "lists them")
     lf.add_argument("--min-confidence", type=float, default=None, help="hide keypoints whose confidence "
                     "(DeepLabCut likelihood, SLEAP score, COCO results score) is below this (default 0.5)")
+    lf.add_argument("--refine", type=int, metavar="MODES", help="refine the lifts of all poses of the file "
+                    "together from their 2D with MODES shape modes (10 for a body, 0 for a rigid object; "
+                    "lfm.selfsup.refine_2d): for a video or several cameras of one kind of body (default: off)")
     lf.add_argument("--smooth", type=float, default=0.0, metavar="SIGMA", help="Gaussian filter along time of "
                     "the camera-frame 3D per track, sigma in frames (e.g. 1.5; default off; README: its cost)")
     lf.add_argument("--y-down", action="store_true", help="an .npz whose y axis points down (pixel coordinates); "
