@@ -180,3 +180,19 @@ def test_lift_cli_refines_a_file_and_refuses_negative_modes(tmp_path, capsys):
     assert "40 of 40 poses" in out and "refined with 0 modes" in out
     rc, _, err = _run(capsys, "lift", tmp_path / "video.npz", "-o", tmp_path / "out2.npz", "--refine", "-1")
     assert rc == 1 and "--refine -1: give a number of shape modes >= 0" in err
+
+
+def test_table2_summary_gap_closed_from_absent_and_from_the_control():
+    """Means over seeds, sample sd, and the gap closed (absent - 2D only) / (absent - present), also from the
+    mix-only control, on hand-made rows."""
+    from lfm.experiments.refine2d import table2_summary
+
+    vals = {"absent": (1.0, 1.0), "mix_only": (0.9, 0.9), "2d_only": (0.6, 0.8), "present": (0.5, 0.5)}
+    rows = [{"set": "s", "condition": c, "seed": k, "ratio_refl": v[k], "ratio_det": v[k],
+             "bench_refl": 0.6 + 0.01 * k, "frames": 10} for c, v in vals.items() for k in (0, 1)]
+    s = table2_summary(rows)["s"]
+    assert s["2d_only"]["ratio_refl"] == pytest.approx(0.7)
+    assert s["2d_only"]["ratio_refl_sd"] == pytest.approx(np.std([0.6, 0.8], ddof=1))
+    assert s["gap_closed_by_2d_only"] == pytest.approx(0.3 / 0.5)
+    assert s["gap_closed_vs_mix_only"] == pytest.approx(0.2 / 0.4)
+    assert s["bench_change_2d_only"] == pytest.approx(0.0) and s["absent"]["seeds"] == 2

@@ -158,14 +158,19 @@ def present_md(pres: dict) -> str:
 def two_d_md(res: dict) -> str:
     """Absent / 2D-only / 3D-present per held-out set (reflection allowed, mean ± sd over seeds), the gap that 2D
     alone closes and what it costs the in-distribution mean; then 2D-LFM's claims, labelled as theirs."""
-    head = ("| held-out set | absent (as shipped) | 2D only | 3D present | gap closed by 2D only | in-distribution "
-            "mean, 2D only vs absent |\n|---|---|---|---|---|---|")
+    conds = [c for c in ("absent", "mix_only", "2d_only", "present") if c in next(iter(res["summary"].values()))]
+    names = {"absent": "absent (as shipped)", "mix_only": "absent, tuned on the mix", "2d_only": "2D only",
+             "present": "3D present"}
+    gaps = [("gap_closed_by_2d_only", "gap closed by 2D only"), ("gap_closed_vs_mix_only", "... from the mix-tuned")]
+    gaps = [g for g in gaps if g[0] in next(iter(res["summary"].values()))]
+    head = ("| held-out set | " + " | ".join(names[c] for c in conds) + " | " + " | ".join(g[1] for g in gaps)
+            + " | in-distribution mean, 2D only vs absent |\n|---" + "|---" * (len(conds) + len(gaps) + 1) + "|")
+    pct = lambda x: "–" if x is None else f"{x:.0%}"  # noqa: E731
     rows = []
     for name, v in res["summary"].items():
-        cells = [f"{v[c]['ratio_refl']:.3f} ± {v[c]['ratio_refl_sd']:.3f}" for c in ("absent", "2d_only", "present")]
-        gap = v["gap_closed_by_2d_only"]
-        rows.append(f"| {name} | " + " | ".join(cells) + f" | {'–' if gap is None else f'{gap:.0%}'} | "
-                    f"{v['bench_change_2d_only']:+.3f} |")
+        cells = [f"{v[c]['ratio_refl']:.3f} ± {v[c]['ratio_refl_sd']:.3f}" for c in conds]
+        rows.append(f"| {name} | " + " | ".join(cells) + " | " + " | ".join(pct(v[g]) for g, _ in gaps)
+                    + f" | {v['bench_change_2d_only']:+.3f} |")
     claims = res["claims_2d_lfm"]
     theirs = "; ".join(f"{k}: " + ", ".join(f"{d} {x}" for d, x in v.items())
                        for k, v in claims.items() if k != "source")
