@@ -47,7 +47,7 @@ import torch
 from .geometry import fit_orthographic_camera
 from .losses import procrustes_mse
 
-__all__ = ["Keypoints2D", "TwoDError", "read_2d", "views_2d", "unit_radius", "reprojection_loss",
+__all__ = ["Keypoints2D", "TwoDError", "read_2d", "unit_radius", "reprojection_loss",
            "random_rotations", "camera_frame", "self_consistency_loss", "multiview_loss", "objective_2d", "WEIGHTS",
            "Refined", "refine_2d", "DEFAULT_MODES", "pseudo_3d", "finetune_2d", "PAPER_2DLFM"]
 
@@ -76,13 +76,6 @@ class Keypoints2D:
     edges: np.ndarray | None
     name: str
     source: str
-
-    @property
-    def n_groups(self) -> int:
-        return len(np.unique(self.group))
-
-    def subset(self, rows) -> "Keypoints2D":
-        return Keypoints2D(self.points2d[rows], self.mask[rows], self.group[rows], self.edges, self.name, self.source)
 
 
 # ------------------------------------------------------------------------------------------------------- data
@@ -151,18 +144,6 @@ def read_2d(path, *, min_confidence: float | None = None, name: str | None = Non
     _, group = np.unique(np.asarray(key)[ok], return_inverse=True)
     nm = name or "yours_" + "".join(c if c.isalnum() else "_" for c in path.stem).strip("_").lower()
     return Keypoints2D(P[ok], M[ok], group.astype(np.int64), edges, nm, str(path))
-
-
-def views_2d(cs, *, seed: int, views_per_frame: int = 1, protocol: str = "realistic") -> Keypoints2D:
-    """Seeded 2D views of a :class:`~lfm.data.schema.CategorySet`'s frames under a benchmark protocol (its 3D is
-    then thrown away): the 2D a user of that body would have. ``views_per_frame`` > 1 makes multi-view groups."""
-    from .data import benchmark
-    from .data.views import synthesize_views
-
-    v = synthesize_views(cs.points3d, cs.visible, seed=seed, views_per_frame=views_per_frame,
-                         **benchmark.PROTOCOLS[protocol])
-    return Keypoints2D(v.points2d, v.visible, v.frame.astype(np.int64), cs.edges, cs.category,
-                       f"{cs.category}: {protocol} views, seed {seed}, {views_per_frame} per frame")
 
 
 # ------------------------------------------------------------------------------------------------------ terms
@@ -256,18 +237,6 @@ def multiview_loss(pred3d: torch.Tensor, points2d: torch.Tensor, mask: torch.Ten
     return procrustes_mse(pred3d[i_t].float(), target, both)
 
 
-def adjacency_for(points2d: torch.Tensor, mask: torch.Tensor, edges) -> torch.Tensor:
-    """The skeleton's adjacency (``edges``) or, without one, 3 nearest neighbours of each 2D input (as lfm.lift)."""
-    from .graph import edges_to_adjacency, knn_adjacency
-
-    B, N, _ = points2d.shape
-    if edges is None:
-        A = knn_adjacency(points2d, mask, k=3)
-    else:
-        A = edges_to_adjacency(torch.as_tensor(np.asarray(edges), dtype=torch.int64), N, batch=B).to(points2d.device)
-    return A & mask[:, :, None] & mask[:, None, :]
-
-
 def objective_2d(lifter, points2d: torch.Tensor, mask: torch.Tensor, adjacency, group, *, weights=None,
                  generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict]:
     """The 2D-only loss of one batch: ``sum_k weights[k] * term_k`` and ``{term: float}`` (a term of weight 0 is
@@ -303,12 +272,6 @@ class Refined:
     rms_2d: np.ndarray
 
 
-def _masked_unit(x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
-    w = m[..., None].to(x.dtype)
-    xc = (x - (x * w).sum(1, keepdim=True) / w.sum(1, keepdim=True).clamp_min(1)) * w
-    return xc / (xc.square().sum((1, 2)) / m.sum(1).clamp_min(1)).sqrt().clamp_min(1e-12)[:, None, None]
-
-
 def refine_2d(points2d, mask, lifted, *, n_basis: int = DEFAULT_MODES, iters: int = 4, ridge: float = 0.1,
               gpa_iters: int = 6) -> Refined:
     """Refine the lifts of many views of one body from their 2D alone (a low-rank shape model, as in NRSfM).
@@ -337,13 +300,13 @@ def refine_2d(points2d, mask, lifted, *, n_basis: int = DEFAULT_MODES, iters: in
         raise TwoDError(f"refine_2d: {B} rows and n_basis = {n_basis}; give >= 2 rows and n_basis >= 0.")
     n_basis = min(n_basis, B - 1, 3 * N - 1)  # a shape has 3N numbers; B rows span at most B - 1 modes
     m = m & (m.sum(1, keepdim=True) >= 3)
-    X = _masked_unit(torch.where(m[..., None], y, 0.0), m)
+    X = unit_radius(torch.where(m[..., None], y, 0.0), m, eps=1e-12)
     p = torch.where(m[..., None], p, 0.0)
     mean = X[int(m.sum(1).argmax())]
     for _ in range(gpa_iters):
         aligned = similarity_align(X, mean.expand_as(X), m, allow_reflection=True).aligned
         w = m[..., None].to(X.dtype)
-        mean = _masked_unit(((aligned * w).sum(0) / w.sum(0).clamp_min(1))[None], m.any(0)[None])[0]
+        mean = unit_radius(((aligned * w).sum(0) / w.sum(0).clamp_min(1))[None], m.any(0)[None], eps=1e-12)[0]
     D = torch.where(m[..., None], aligned, mean).sub(mean).flatten(1)  # (B, 3N)
     Vt = torch.linalg.svd(D, full_matrices=False).Vh[:n_basis]  # (K, 3N)
     basis, coeffs = Vt.reshape(n_basis, N, 3), D @ Vt.T
