@@ -10,7 +10,7 @@ from functools import lru_cache
 import numpy as np
 
 from .fetch import cached_arrays, fetch, licence as _licence
-from .forward_kinematics import euler, tree_edges
+from .forward_kinematics import euler, forward_kinematics, tree_edges
 from .schema import CategorySet
 
 __all__ = ["CMU_SUBJECTS", "CMU_CLIPS", "parse_asf", "parse_amc", "asf_amc_positions", "cmu_metres_per_unit",
@@ -168,17 +168,8 @@ def asf_amc_positions(asf: dict, motion: dict, n_frames: int) -> np.ndarray:
         local[:, j] = C @ M @ C.T
         if j:
             trans[:, j] = asf["length"][j] * asf["direction"][j]
-    # unlike a joint-based tree (:func:`forward_kinematics`), a bone's offset turns with the bone's own rotation
-    F = n_frames
-    G = np.empty((F, N, 3, 3))
-    P = np.empty((F, N, 3))
-    for j, p in enumerate(parents):
-        if p < 0:
-            G[:, j], P[:, j] = local[:, j], root_pos
-        else:
-            G[:, j] = G[:, p] @ local[:, j]
-            P[:, j] = P[:, p] + np.einsum("fab,fb->fa", G[:, j], trans[:, j])
-    return P
+    # unlike a joint-based tree, a bone's offset turns with the bone's own rotation
+    return forward_kinematics(parents, local, trans, root_pos, bone_offsets=True)
 
 
 def cmu_metres_per_unit(asf: dict) -> float:

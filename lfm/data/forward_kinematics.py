@@ -49,10 +49,12 @@ def quat_matrix(q, order: str = "wxyz") -> np.ndarray:
     ], -2)
 
 
-def forward_kinematics(parents, local_rot, local_trans, root_pos) -> np.ndarray:
+def forward_kinematics(parents, local_rot, local_trans, root_pos, *, bone_offsets: bool = False) -> np.ndarray:
     """Joint positions ``(F, N, 3)`` of a tree: joint ``j`` sits at its parent's position plus the parent's global
     rotation applied to ``local_trans[..., j, :]``; its global rotation is the parent's times ``local_rot[:, j]``.
-    ``parents[j] < j`` (a topological order), ``parents[0] == -1``; the root sits at ``root_pos (F, 3)``."""
+    ``parents[j] < j`` (a topological order), ``parents[0] == -1``; the root sits at ``root_pos (F, 3)``.
+    ``bone_offsets``: ``local_trans[..., j, :]`` is turned by joint ``j``'s own global rotation instead (a bone
+    whose end point moves with the bone, as in Acclaim ASF/AMC)."""
     local_rot = np.asarray(local_rot, np.float64)
     F, N = local_rot.shape[:2]
     t = np.broadcast_to(np.asarray(local_trans, np.float64), (F, N, 3))
@@ -65,7 +67,7 @@ def forward_kinematics(parents, local_rot, local_trans, root_pos) -> np.ndarray:
             if p >= j:
                 raise ValueError(f"joint {j} has parent {p}: the parent table is not in topological order.")
             G[:, j] = G[:, p] @ local_rot[:, j]
-            P[:, j] = P[:, p] + np.einsum("fab,fb->fa", G[:, p], t[:, j])
+            P[:, j] = P[:, p] + np.einsum("fab,fb->fa", G[:, j] if bone_offsets else G[:, p], t[:, j])
     return P
 
 
