@@ -172,11 +172,7 @@ def evaluate_benchmark(model, model_ckpt: dict, splits: dict, *, protocols=("rea
                     preds[(c, proto)] = demo_dump(v.points2d, v.points3d, pred, v.visible, c)
     if real2d and "cheetah" in splits:
         cs = benchmark.real2d_test()
-        # real DLC pixels: image y points down; turn it up like the synthetic views, centre per view
-        p2 = cs.points2d * np.array([1.0, -1.0], np.float32)
-        gt = cs.points3d * np.array([1.0, -1.0, 1.0], np.float32)  # camera frame with y up, to match
-        w = cs.visible[..., None]
-        gt = np.where(w, gt - (gt * w).sum(1, keepdims=True) / w.sum(1, keepdims=True), 0.0)
+        p2, gt = benchmark.real2d_inputs(cs)  # y turned up like the synthetic views, centred per view
         r = evaluate_category(model, cs, p2, gt, cs.visible, graph="trained", device=device, attention=attention,
                               trained=trained)
         pred = r.pop("_pred")

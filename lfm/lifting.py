@@ -249,7 +249,7 @@ def lift(points2d, mask=None, edges=None, checkpoint=None, *, model: torch.nn.Mo
         progress: a progress bar (tqdm) over the batches.
         refine: refine the lifts of all rows together from their 2D with this many shape modes
             (:func:`lfm.selfsup.refine_2d`; 0 for a rigid object): for many views of one kind of body (a video,
-            several cameras); on the benchmark's held-out sets 0.80 -> 0.59 x flat with 10 modes. None: off.
+            several cameras); on the benchmark's held-out sets 0.81 -> 0.63 x flat with 10 modes. None: off.
     Returns a :class:`Lifted` with a batch axis (``.squeeze()`` drops it for one input).
 
     The three steps are :func:`check_inputs`, :func:`choose_graph` and, after the model, :func:`fit_camera`.

@@ -8,7 +8,7 @@ No 3D of the new category is needed. What ``lfm finetune --2d`` does (:func:`fin
    the reprojection holds and the lifter's view-specific depth errors average out (NRSfM's low-rank prior);
 3. :func:`lfm.finetune.finetune` trains on the refined 3D (``RUN/pseudo3d.npz``) as on any user's 3D.
 
-On the benchmark's 24 held-out sets step 2 takes the shipped model from 0.797 to 0.591 x flat
+On the benchmark's 24 held-out sets step 2 takes the shipped model from 0.812 to 0.625 x flat
 (``python -m lfm.experiments.refine2d``; docs/lifting.md).
 
 The training objectives below (reprojection, C3DPO-style self-consistency, multi-view; :func:`objective_2d`) were
@@ -51,7 +51,8 @@ __all__ = ["Keypoints2D", "TwoDError", "read_2d", "unit_radius", "reprojection_l
            "random_rotations", "camera_frame", "self_consistency_loss", "multiview_loss", "objective_2d", "WEIGHTS",
            "Refined", "refine_2d", "DEFAULT_MODES", "pseudo_3d", "finetune_2d", "PAPER_2DLFM"]
 
-DEFAULT_MODES = 10  # refine_2d's shape modes: chosen on 8 held-out sets (5: 0.67, 10: 0.62, 20: 0.61 x flat)
+DEFAULT_MODES = 10  # refine_2d's shape modes, chosen on 8 held-out sets (Procrustes RMS error / flat's: 5 modes 0.67,
+# 10 0.62, 20 0.61; ridge 0.03 / 0.1 / 0.3 / 1 at 10 modes: 0.69 / 0.62 / 0.62 / 0.67)
 WEIGHTS = {"reprojection": 1.0, "consistency": 1.0, "multiview": 1.0}
 # 2D-LFM (Dabhi, Gill, Jeni, Lucey, CVPR 2026), PA-MPJPE in mm, from third-party notes of the paper (no code or
 # checked PDF; ../shared/reference/paper.md section 10): theirs, on their protocol, not comparable with ours

@@ -178,3 +178,12 @@ def real2d_test(min_likelihood: float = 0.5) -> CategorySet:
     """The OOD cheetah with real DeepLabCut 2D (camera-frame 3D), views with >= 3 confident markers."""
     cs = load_cheetah_real2d(min_likelihood=min_likelihood)
     return cs.subset(cs.visible.sum(1) >= 3)
+
+
+def real2d_inputs(cs: CategorySet) -> tuple[np.ndarray, np.ndarray]:
+    """The model's input and target for :func:`real2d_test`'s views: the DLC pixels with y turned up (as the
+    synthetic views) and the camera-frame 3D turned the same way, centred on each view's visible markers."""
+    p2 = cs.points2d * np.array([1.0, -1.0], np.float32)
+    gt = cs.points3d * np.array([1.0, -1.0, 1.0], np.float32)
+    w = cs.visible[..., None]
+    return p2, np.where(w, gt - (gt * w).sum(1, keepdims=True) / w.sum(1, keepdims=True), 0.0)

@@ -22,8 +22,6 @@ import numpy as np
 import torch
 
 from ..data import benchmark
-from ..data.views import Views
-from ..losses import procrustes_mse
 from ..lifting import DEFAULT_CHECKPOINT, lift, load_model
 from ..paths import root
 from ..results import provenance, write_json
@@ -33,12 +31,24 @@ TUNED_ON = benchmark.OOD[:8]
 CONDITIONS = ("absent", "mix_only", "2d_only", "present")
 
 
-def _ratio(pred, views) -> float:
-    m = torch.as_tensor(views.visible)
-    gt = torch.as_tensor(views.points3d, dtype=torch.float32)
-    err = lambda y: float(procrustes_mse(torch.as_tensor(y, dtype=torch.float32), gt, m,  # noqa: E731
-                                         allow_reflection=True).sqrt())
-    return err(pred) / err(np.pad(views.points2d, ((0, 0), (0, 0), (0, 1))))
+def _ratio(pred, points2d, points3d, visible) -> float:
+    """PA-MPJPE / RMS radius with reflection allowed, mean over views, divided by the flat guess's
+    (:func:`lfm.evaluate.score`, as every table of the bundle)."""
+    from ..evaluate import flat_guess, score
+
+    return float(np.nanmean(score(pred, points3d, visible)["refl"]) /
+                 np.nanmean(score(flat_guess(points2d), points3d, visible)["refl"]))
+
+
+def _refine_row(model, name, points2d, points3d, visible, edges, modes, *, tuned_on: bool) -> dict:
+    """One set's row: the lifts and the lifts refined with each number of ``modes``, as ratios to flat."""
+    lifted = lift(points2d, visible, edges=edges, model=model)
+    row = {"set": name, "views": int(len(points2d)), "keypoints": int(points2d.shape[1]), "tuned_on": tuned_on,
+           "lift": _ratio(lifted.camera, points2d, points3d, visible)}
+    for k in modes:
+        ref = refine_2d(points2d, visible, lifted.camera, n_basis=k)
+        row[f"refined_{k}_modes"] = _ratio(ref.camera, points2d, points3d, visible)
+    return row
 
 
 def run(sets=benchmark.OOD, modes=(0, DEFAULT_MODES), checkpoint=None, out=None, log=print) -> dict:
@@ -47,28 +57,13 @@ def run(sets=benchmark.OOD, modes=(0, DEFAULT_MODES), checkpoint=None, out=None,
     for name in sets:
         split = benchmark.split_category(name)
         views = benchmark.test_views(split)
-        lifted = lift(views.points2d, views.visible, edges=split.test.edges, model=model)
-        row = {"set": name, "views": int(len(views.points2d)), "keypoints": int(views.points2d.shape[1]),
-               "tuned_on": name in TUNED_ON, "lift": _ratio(lifted.camera, views)}
-        for k in modes:
-            row[f"refined_{k}_modes"] = _ratio(refine_2d(views.points2d, views.visible, lifted.camera,
-                                                         n_basis=k).camera, views)
-        rows.append(row)
-        log(f"{name:16s} lift {row['lift']:.3f}  " + "  ".join(f"{k} modes {row[f'refined_{k}_modes']:.3f}"
-                                                              for k in modes))
+        rows.append(_refine_row(model, name, views.points2d, views.points3d, views.visible, split.test.edges,
+                                modes, tuned_on=name in TUNED_ON))
     if "cheetah" in sets:  # its real DeepLabCut 2D (6 cameras x 110 frames), as lfm.evaluate scores it
         cs = benchmark.real2d_test()
-        p2 = cs.points2d * np.array([1.0, -1.0], np.float32)  # DLC pixels: y down -> up
-        gt = cs.points3d * np.array([1.0, -1.0, 1.0], np.float32)
-        w = cs.visible[..., None]
-        views = Views(p2, np.where(w, gt - (gt * w).sum(1, keepdims=True) / w.sum(1, keepdims=True), 0.0),
-                                cs.visible, np.arange(len(p2)), np.zeros((len(p2), 3, 3)))
-        lifted = lift(p2, cs.visible, edges=cs.edges, model=model)
-        row = {"set": "cheetah_real_dlc_2d", "views": int(len(p2)), "keypoints": int(p2.shape[1]), "tuned_on": False,
-               "lift": _ratio(lifted.camera, views)}
-        for k in modes:
-            row[f"refined_{k}_modes"] = _ratio(refine_2d(p2, cs.visible, lifted.camera, n_basis=k).camera, views)
-        rows.append(row)
+        p2, gt = benchmark.real2d_inputs(cs)
+        rows.append(_refine_row(model, "cheetah_real_dlc_2d", p2, gt, cs.visible, cs.edges, modes, tuned_on=False))
+    for row in rows:
         log(f"{row['set']:16s} lift {row['lift']:.3f}  " + "  ".join(f"{k} modes {row[f'refined_{k}_modes']:.3f}"
                                                                      for k in modes))
     summary = {}
@@ -88,7 +83,8 @@ def run(sets=benchmark.OOD, modes=(0, DEFAULT_MODES), checkpoint=None, out=None,
                                "cheetah_real_dlc_2d: the cheetah's real DeepLabCut 2D of 6 cameras (likelihood >= 0.5)",
                          "lifts": str(checkpoint or DEFAULT_CHECKPOINT.name) + ", the set's skeleton",
                          "refinement": "lfm.selfsup.refine_2d on all test views of a set at once (2D and lifts only)",
-                         "metric": "PA-MPJPE with reflection allowed / the flat guess's, mean over views, then sets",
+                         "metric": "PA-MPJPE / RMS radius with reflection allowed (lfm.evaluate.score), mean over "
+                                   "views, divided by the flat guess's; mean over sets",
                          "tuning": f"modes and ridge chosen on {list(TUNED_ON)}; 'check' is the other sets"},
             "summary": summary, "rows": rows, "provenance": provenance()}
     write_json(out or root() / "results" / "refine_2d.json", body)
@@ -128,10 +124,8 @@ def _cheetah_task(test_frac: float = 0.2):
     cs = benchmark.real2d_test()
     frame = np.asarray(cs.meta["frame"])
     test = frame >= np.quantile(np.unique(frame), 1 - test_frac)
-    p2 = (cs.points2d * np.array([1.0, -1.0], np.float32)).astype(np.float32)  # DLC pixels: y down -> up
-    gt = cs.points3d * np.array([1.0, -1.0, 1.0], np.float32)
-    w = cs.visible[..., None]
-    gt = np.where(w, gt - (gt * w).sum(1, keepdims=True) / w.sum(1, keepdims=True), 0.0).astype(np.float32)
+    p2, gt = benchmark.real2d_inputs(cs)
+    p2, gt = p2.astype(np.float32), gt.astype(np.float32)
     te, tr = np.flatnonzero(test), np.flatnonzero(~test)
 
     def score(model):
@@ -167,18 +161,18 @@ def table2(sets, out_dir, *, seeds=(0,), mix=("human41", "dog", "hand_icvl", "mo
     bench = {c: benchmark.split_category(c) for c in benchmark.CATEGORIES}
     bench0 = benchmark_mean(model0, ck0, bench, frames=bench_frames)["mean"]["ratio_refl"]
     quiet = lambda *a, **k: None  # noqa: E731
-    keep = ("frames", "ratio_det", "ratio_refl")
+    _keep = lambda r: {k: r[k] for k in ("frames", "ratio_det", "ratio_refl")}  # noqa: E731 (one scoring each)
     mix_only = {seed: _mix_only(out_dir / "mix_only" / f"seed{seed}", ck0, bench, mix=mix, max_epochs=max_epochs,
                                 epoch_steps=epoch_steps, bench_frames=bench_frames, threads=threads, seed=seed)
                 for seed in seeds}
     rows = []
     for name in sets:
         score, two_d, three_d = _cheetah_task() if name == REAL_CHEETAH else _present_task(name)
-        base = {k: score(model0)[k] for k in keep}
+        base = _keep(score(model0))
         for seed in seeds:
             rows.append({"set": name, "condition": "absent", "seed": seed, **base, "bench_refl": bench0})
             model, bench_mix = mix_only[seed]
-            rows.append({"set": name, "condition": "mix_only", "seed": seed, **{k: score(model)[k] for k in keep},
+            rows.append({"set": name, "condition": "mix_only", "seed": seed, **_keep(score(model)),
                          "bench_refl": bench_mix})
             d = out_dir / name / f"seed{seed}"
             d.mkdir(parents=True, exist_ok=True)
@@ -191,7 +185,7 @@ def table2(sets, out_dir, *, seeds=(0,), mix=("human41", "dog", "hand_icvl", "mo
                        "present": finetune(d / "train_3d.npz", d / "present", **kw)}
             for cond, rep in reports.items():
                 model, _ = ckpt.load_model(d / cond / "model.pt")
-                rows.append({"set": name, "condition": cond, "seed": seed, **{k: score(model)[k] for k in keep},
+                rows.append({"set": name, "condition": cond, "seed": seed, **_keep(score(model)),
                              "bench_refl": rep["after"]["benchmark"]["mean"]["ratio_refl"]})
             log("  ".join(f"{r['set']} {r['condition']} seed {r['seed']}: {r['ratio_refl']:.3f}" for r in rows[-4:]))
     return rows
