@@ -2,8 +2,8 @@
 
 A rigid shape of 12 random points with a fixed skeleton (a chain and 3 chords), seen in uniformly random SO(3)
 orthographic views; a small LFM (d = 32, 3 hybrid layers, xy residual) trained from scratch, batch 64, Adam 2e-3.
-Score: PA-MPJPE (reflection allowed) of 300 held-out views divided by the flat guess's (< 1 beats flat). Each
-objective trains for ``--steps`` steps; 3D supervision (``sup``) is the ceiling. Writes
+Score: PA-MPJPE / RMS radius (reflection allowed, ``lfm.evaluate.score``) of 300 held-out views divided by the flat
+guess's (< 1 beats flat). Each objective trains for ``--steps`` steps; 3D supervision (``sup``) is the ceiling. Writes
 results/bench/selfsup_toy.json (or ``--out``). Run: ``python bench/selfsup_toy.py [--steps 1000] [--only sup,frame]``.
 
 Objectives (every one adds the reprojection term; the camera-fit ones use lfm.selfsup's fitted orthographic
@@ -105,13 +105,16 @@ def run(name: str, steps: int) -> dict:
     mask = torch.ones(BATCH, N, dtype=torch.bool)
     gen = torch.Generator().manual_seed(5)
 
-    def ratio():
+    def ratio():  # as every table of the bundle scores (lfm.evaluate.score)
+        from lfm.evaluate import flat_guess, score
+
         model.eval()
         with torch.no_grad():
-            err = lambda y: float(procrustes_mse(y, test3d, allow_reflection=True).sqrt())  # noqa: E731
-            r = err(model(test2d, None, adj)) / err(torch.nn.functional.pad(test2d, (0, 1)))
+            pred = model(test2d, None, adj).numpy()
         model.train()
-        return r
+        vis = np.ones(test2d.shape[:2], bool)
+        err = lambda y: float(score(y, test3d.numpy(), vis)["refl"].mean())  # noqa: E731
+        return err(pred) / err(flat_guess(test2d.numpy()))
 
     curve, t0 = [], time.time()
     for step in range(steps + 1):

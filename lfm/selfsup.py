@@ -27,8 +27,8 @@ rows with the same (frame, instance) across the files form a group.
 
 The training objectives, measured (``bench/selfsup_toy.py`` -> ``results/bench/selfsup_toy.json``: a rigid
 12-point shape with a skeleton, random SO(3) orthographic views, a small LFM from scratch; 3D supervision reaches
-0.39 x flat in 1,000 steps): this objective, its variant with gradients through both lifts, a cycle term (Chen et
-al. 2019), agreement of two real views' lifts, and a camera-fit-free variant all end at 1.00-1.48 x flat. Failure
+0.37 x flat in 1,000 steps): this objective, its variant with gradients through both lifts, a cycle term (Chen et
+al. 2019), agreement of two real views' lifts, and a camera-fit-free variant all end at 1.00-1.67 x flat. Failure
 modes: with the first lift held fixed the model learns to lift its own turned views (projections of its own,
 nearly flat, guesses) without changing how it lifts the real ones, so the flat guess stays a fixed point; with
 gradients through both lifts, camera fits scaled to the image let the depth grow without bound (consistency errors
