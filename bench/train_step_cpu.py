@@ -1,7 +1,7 @@
 """The whole CPU training step (draw batch + forward + loss + backward + AdamW) of the v2 recipe at d = 64: the v2
 step as shipped (commit aed1417: batch 64, numpy batches, eager; run from a git worktree of that commit) against
-the v3 recipe's step (device-made batches, the new layer, bf16 linears where the CPU has bf16 instructions, batch
-256), at 1 and 2 threads, side by side, on the same 23 training sets.
+the v3 recipe's step (device-made batches, the new layer, the fused CPU attention of lfm.native, bf16 linears where
+the CPU has bf16 instructions, batch 256), at 1 and 2 threads, side by side, on the same 23 training sets.
 
 Each configuration runs in its own process (``OMP_NUM_THREADS`` and ``torch.set_num_threads``), from scratch
 (no init_from), with the same seed, for ``--samples`` training samples after a warm-up. Writes
@@ -39,7 +39,12 @@ while n < samples:
     b = draw_batch(run)
     train_step(run.forward, run.opt, b, amp=run.amp)
     n += len(b.category)
-print(json.dumps({"samples": n, "seconds": time.perf_counter() - t0}))
+try:
+    from lfm.model import attention_path
+    path = attention_path(torch.device("cpu"))
+except ImportError:  # the v2 tree: SDPA on every device
+    path = "sdpa"
+print(json.dumps({"samples": n, "seconds": time.perf_counter() - t0, "attention": path}))
 """
 
 
@@ -68,6 +73,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--batch", type=int, default=None, help="the new default's batch (default: TrainConfig's)")
     ap.add_argument("--samples", type=int, default=40000, help="timed samples per configuration")
+    ap.add_argument("--idle", action="store_true", help="record that nothing else ran on the machine")
     ap.add_argument("--old-root", help="a checkout of the v2 commit (default: a git worktree in the temp folder)")
     args = ap.parse_args()
     from lfm.config import TrainConfig
@@ -89,9 +95,10 @@ def main():
     write("train_step_cpu", {**rows, "speedup_vs_v2_step": rows["threads_1"]["speedup_vs_v2_step"],
                              "new_batch": batch, "v2_commit": V2_COMMIT, "d_model": 64, "sets": sets,
                              "cpu_bf16": cpu_has_bf16(),
+                             "machine_idle": args.idle,
                              "note": "v2 recipe data and augmentation from scratch, whole step timed as one unit "
-                                     "(draw batch + forward + loss + backward + AdamW); other processes shared the "
-                                     "2-core machine, so absolute numbers are noisy, the two paths ran in turn"})
+                                     "(draw batch + forward + loss + backward + AdamW), the two paths in turn in "
+                                     "separate processes; 'attention' says which attention each step used"})
 
 
 if __name__ == "__main__":

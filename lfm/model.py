@@ -36,6 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import native
 from .config import ATTENTIONS, POSITIONALS, ModelConfig
 from .geometry import normalize_2d
 
@@ -81,8 +82,12 @@ class HybridLayer(nn.Module):
     def forward(self, x: torch.Tensor, masks: dict[str, torch.Tensor]) -> torch.Tensor:
         B, N, D = x.shape
         H, nb = self.n_heads, len(self.branches)
-        qkv = self.qkv(self.ln1(x)).view(B, N, nb, 3, H, D // H).permute(3, 0, 2, 4, 1, 5)  # (3, B, nb, H, N, hd)
-        q, k, v = qkv.unbind(0)  # (B, nb, H, N, hd) each; unbind's backward stacks (a select's fills zeros)
+        qkv = self.qkv(self.ln1(x)).view(B, N, nb, 3, H, D // H)  # (B, N, nb, 3, H, hd)
+        if "native" in masks:  # the fused CPU kernel reads this layout and writes the concat (lfm.native)
+            u = native.attention(qkv, *masks["native"], self.branches, (D // H) ** -0.5)  # (B, N, nb*D)
+            x = x + self.drop(self.proj(u))
+            return x + self.drop(self.mlp(self.ln2(x)))
+        q, k, v = qkv.permute(3, 0, 2, 4, 1, 5).unbind(0)  # (B, nb, H, N, hd) each; unbind's backward stacks (a select's fills zeros)
         p = self.dropout if self.training else 0.0
         if "blocked" in masks:  # plain matmul attention, both branches in one batched matmul (CPU)
             # contiguous operands (a transposed view makes the CPU's batched matmul several times slower)
@@ -144,9 +149,9 @@ class LFM(nn.Module):
         valid, adjacency = self._check(points2d, mask, adjacency)
         norm = normalize_2d(points2d, valid)
         x2d = norm.points  # (B, N, 2), hidden points set to 0 (W_m = W * M)
+        path = attention_path(x2d.device, self.cfg.dropout if self.training else 0.0)
         masks = _attention_masks(valid, adjacency if self.attention != "global" else None,
-                                 self.layers[0].branches,
-                                 matmul=use_matmul_attention(x2d.device))
+                                 self.layers[0].branches, path=path)
         pe = self.embed(x2d)  # (B, N, D)
         x = pe
         for i, layer in enumerate(self.layers):
@@ -190,11 +195,16 @@ class LFM(nn.Module):
         return mask.bool(), adjacency.bool()
 
 
-# On a CPU, plain matmul attention on contiguous operands, over cache-sized chunks of the batch, beats the CPU's SDPA
-# kernels at every N of the benchmark; a GPU takes the fused SDPA kernels. Measured at d = 64, one thread, batch 256,
-# bf16 linears, on 120 replayed batches of the v2 stream against the layer before (matmul to N = 48, SDPA above): mean
-# step at N <= 16 98 -> 77 ms (the key padding below), N 49-80 564 -> 462 ms, N > 80 961 -> 847 ms, 16 < N <= 48
-# unchanged; the whole stream 1,210-1,260 -> 1,370-1,394 samples/s.
+# On a CPU the model attends through the fused kernel of lfm.native (lfm/csrc/attention_cpu.c) wherever a C compiler
+# builds it: it reads q, k, v straight from the qkv linear's output and writes the concat, so the permute copies, the
+# float casts of the scores and the (B, 2, H, N, N) tensors of the path below disappear. Replaying 150 batches of the
+# v2 stream (d = 64, batch 256, bf16 linears, 1 thread): 1,310-1,340 samples/s with the matmul path, 1,470-1,560
+# with the kernel; at 2 threads 2,010-2,050 -> 2,190-2,570.
+# Without a compiler (or with dropout, which the kernel does not do), plain matmul attention on contiguous operands,
+# over cache-sized chunks of the batch, which beat the CPU's SDPA kernels at every N of the benchmark. Measured at
+# d = 64, one thread, batch 256, bf16 linears, on 120 replayed batches of the v2 stream against the layer before
+# (matmul to N = 48, SDPA above): mean step at N <= 16 98 -> 77 ms (the key padding below), N 49-80 564 -> 462 ms,
+# N > 80 961 -> 847 ms, 16 < N <= 48 unchanged; the whole stream 1,210-1,260 -> 1,370-1,394 samples/s.
 # The CPU's softmax over fewer than 16 values per row runs a scalar path about 13x slower per element (measured:
 # 17 ns at 7-15 keys, 1.3 ns at 16); the matmul path pads the keys of shorter samples to 16 (masked, zero values).
 SOFTMAX_MIN_KEYS = 16
@@ -228,15 +238,20 @@ def _stack_blocked(blocked, N: int, Nk: int) -> torch.Tensor:
     return F.pad(no, (0, Nk - N), value=True) if Nk > N else no
 
 
-def use_matmul_attention(device: torch.device) -> bool:
-    """Whether :class:`HybridLayer` uses the chunked matmul attention (a CPU) or the fused SDPA kernels."""
-    return device.type == "cpu"
+def attention_path(device: torch.device, dropout: float = 0.0) -> str:
+    """How :class:`HybridLayer` attends: ``'sdpa'`` (the fused SDPA kernels, a GPU), ``'native'`` (the fused CPU
+    kernel of :mod:`lfm.native`, where it builds and no dropout is active) or ``'matmul'`` (the chunked PyTorch
+    matmul attention, any other CPU case)."""
+    if device.type != "cpu":
+        return "sdpa"
+    return "native" if dropout == 0 and native.available() else "matmul"
 
 
 def _attention_masks(valid: torch.Tensor, adjacency: torch.Tensor | None, branches=("global",), *,
-                     matmul: bool = False) -> dict[str, torch.Tensor]:
-    """SDPA boolean masks (True = may attend), built once per forward and shared by all layers; with ``matmul``
-    also ``blocked``: their negations, one per branch in order (the matmul path's masks)."""
+                     path: str = "sdpa") -> dict[str, torch.Tensor]:
+    """SDPA boolean masks (True = may attend), built once per forward and shared by all layers; for the
+    ``'matmul'`` path also ``blocked``: their negations, one per branch in order; for ``'native'`` the kernel's
+    ``(keys (B, N), local (B, N, N) or None)``."""
     B, N = valid.shape
     eye = torch.eye(N, dtype=torch.bool, device=valid.device)
     # global: every valid key; a sample without any valid token lets its tokens see each other (finite output)
@@ -245,7 +260,9 @@ def _attention_masks(valid: torch.Tensor, adjacency: torch.Tensor | None, branch
     if adjacency is not None:
         local = (adjacency & valid[:, :, None] & valid[:, None, :]) | eye  # (B, N, N)
         masks["local"] = local[:, None]  # (B, 1, N, N)
-    if matmul:  # what each branch may not attend, for _chunked_attention: additive unless that is large
+    if path == "native":
+        masks["native"] = (keys, masks["local"][:, 0] if "local" in masks else None)
+    if path == "matmul":  # what each branch may not attend, for _chunked_attention: additive unless that is large
         blocked = [~masks[b] for b in branches]
         Nk = max(N, SOFTMAX_MIN_KEYS)
         if B * len(branches) * N * Nk * 4 <= ADDITIVE_MASK_MAX_BYTES:

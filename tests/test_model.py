@@ -134,7 +134,10 @@ def test_mlp_positional_is_learned():
 @pytest.mark.parametrize("attention", ["hybrid", "global", "local"])
 @pytest.mark.parametrize("positional", ["tpe", "mlp"])
 @pytest.mark.parametrize("d_model,N,pe_every_layer", [(64, 17, False), (32, 133, False), (32, 20, True)])
-def test_model_flops_matches_flop_counter(attention, positional, d_model, N, pe_every_layer):
+def test_model_flops_matches_flop_counter(attention, positional, d_model, N, pe_every_layer, monkeypatch):
+    from lfm import model as M
+
+    monkeypatch.setattr(M, "attention_path", lambda device, dropout=0.0: "matmul")  # ctypes calls count no FLOPs
     cfg = ModelConfig(d_model=d_model, n_heads=4, n_layers=2, attention=attention, positional=positional,
                       pe_every_layer=pe_every_layer)
     model = LFM(cfg).eval()
@@ -267,18 +270,21 @@ def _old_layer_forward(layer, x, masks):
 
 @pytest.mark.parametrize("attention", ["hybrid", "global", "local"])
 @pytest.mark.parametrize("N", [9, 17, 100])  # keys padded to 16 (N = 9) or not
-@pytest.mark.parametrize("path", ["matmul", "matmul-chunks", "bool-chunks", "sdpa"])
+@pytest.mark.parametrize("path", ["native", "matmul", "matmul-chunks", "bool-chunks", "sdpa"])
 def test_layer_equals_the_old_implementation(attention, N, path, monkeypatch):
-    """The CPU path (additive mask; over 2-sample chunks; bool masks made additive per chunk, as for large
-    inference batches) and the GPU path (SDPA) against the old layer, outputs and gradients."""
-    from lfm import model as M
+    """The CPU paths (the fused kernel of lfm.native where it builds; the matmul attention with an additive mask,
+    over 2-sample chunks, with bool masks made additive per chunk as for large inference batches) and the GPU path
+    (SDPA) against the old layer, outputs and gradients."""
+    from lfm import model as M, native
 
+    if path == "native" and not native.available():
+        pytest.skip(f"no fused CPU attention: {native.why_unavailable()}")
+    kind = "matmul" if path.endswith("chunks") else path
+    monkeypatch.setattr(M, "attention_path", lambda device, dropout=0.0: kind)
     if path.endswith("chunks"):  # scores of 2 samples per chunk: chunks of 2, 2, 1
         monkeypatch.setattr(M, "ATTENTION_CHUNK_BYTES", 2 * 2 * 4 * N * max(N, M.SOFTMAX_MIN_KEYS) * 4)
     if path == "bool-chunks":
         monkeypatch.setattr(M, "ADDITIVE_MASK_MAX_BYTES", 0)
-    if path == "sdpa":
-        monkeypatch.setattr(M, "use_matmul_attention", lambda device: False)
     torch.manual_seed(0)
     m = LFM(ModelConfig(d_model=32, n_heads=4, n_layers=2, attention=attention, pe_every_layer=True))
     for lin in m.pe_proj:

@@ -1,0 +1,180 @@
+"""The fused CPU attention (lfm/csrc/attention_cpu.c through lfm.native) against an independent float64 oracle
+(explicit masked softmax), against the model's PyTorch attention paths, and its build / fallback behaviour."""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from lfm import native
+from lfm.config import ModelConfig
+from lfm.graph import knn_adjacency
+from lfm.model import LFM
+
+pytestmark = pytest.mark.skipif(not native.available(), reason=f"no fused CPU attention: {native.why_unavailable()}")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def oracle(qkv, keys, adj, branches, scale):
+    """float64 masked softmax attention; a query without any allowed key outputs zeros."""
+    B, N, nb, _, H, hd = qkv.shape
+    x = qkv.double()
+    outs = []
+    for i, name in enumerate(branches):
+        q, k, v = (x[:, :, i, t].permute(0, 2, 1, 3) for t in range(3))  # (B, H, N, hd)
+        s = q @ k.transpose(-1, -2) * scale
+        allow = keys[:, None, None, :].expand(B, 1, N, N) if name == "global" else adj[:, None]
+        p = torch.softmax(s.masked_fill(~allow, -math.inf), -1).nan_to_num(0.0)
+        outs.append((p @ v).permute(0, 2, 1, 3))  # (B, N, H, hd)
+    return torch.stack(outs, 2).reshape(B, N, -1)
+
+
+def case(B, N, H, hd, dtype, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    qkv = torch.randn(B, N, 2, 3, H, hd, generator=g).to(dtype)
+    keys = torch.rand(B, N, generator=g) > 0.3
+    keys[0] = False  # a sample whose global branch has no key at all
+    adj = (torch.rand(B, N, N, generator=g) > 0.5) | torch.eye(N, dtype=torch.bool)
+    if N > 1:
+        adj[1, 0] = False  # a query without any local key
+    return qkv, keys, adj
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("N,hd", [(1, 16), (5, 16), (17, 16), (40, 16), (23, 8), (9, 24), (33, 64)])
+def test_matches_the_float64_oracle(N, hd, dtype):
+    """Outputs and the gradient of qkv, for key counts on and off the 16-key padding and head widths below, at and
+    above 16 (padded to 16 / 32 / 64), in float32 and bfloat16 storage."""
+    qkv, keys, adj = case(3, N, 2, hd, dtype)
+    qkv.requires_grad_()
+    scale = hd**-0.5
+    out = native.attention(qkv, keys, adj, ("local", "global"), scale)
+    assert out.dtype == dtype and out.shape == (3, N, 2 * 2 * hd)
+    g = torch.randn(out.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    (out.double() * g).sum().backward()
+    grad = qkv.grad.double()
+    ref_in = qkv.detach().double().requires_grad_()
+    ref = oracle(ref_in, keys, adj, ("local", "global"), scale)
+    (ref * g).sum().backward()
+    tol = dict(rtol=1e-5, atol=2e-6) if dtype == torch.float32 else dict(rtol=2e-2, atol=2e-2)
+    torch.testing.assert_close(out.double(), ref, **tol)
+    torch.testing.assert_close(grad, ref_in.grad, **tol)
+
+
+def test_queries_without_keys_give_zeros_not_nans():
+    qkv, keys, adj = case(3, 6, 2, 16, torch.float32)
+    keys[:] = False
+    adj[:] = False
+    qkv.requires_grad_()
+    out = native.attention(qkv, keys, adj, ("local", "global"), 0.25)
+    out.sum().backward()
+    assert torch.equal(out, torch.zeros_like(out)) and torch.equal(qkv.grad, torch.zeros_like(qkv))
+
+
+def test_threads_give_the_same_numbers():
+    """Each (sample, branch, head) is one task whatever the thread count, so two threads are bit-identical."""
+    qkv, keys, adj = case(8, 21, 4, 16, torch.bfloat16)
+    threads = torch.get_num_threads()
+    try:
+        res = []
+        for t in (1, 2):
+            torch.set_num_threads(t)
+            x = qkv.clone().requires_grad_()
+            out = native.attention(x, keys, adj, ("local", "global"), 0.25)
+            out.float().square().sum().backward()
+            res.append((out, x.grad))
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(res[0][0], res[1][0]) and torch.equal(res[0][1], res[1][1])
+
+
+@pytest.mark.parametrize("attention", ["hybrid", "global", "local"])
+def test_model_native_equals_matmul_path(attention, monkeypatch):
+    """The whole model (float32 and under bf16 autocast) through the kernel against its PyTorch matmul attention."""
+    from lfm import model as M
+
+    torch.manual_seed(0)
+    m = LFM(ModelConfig(d_model=64, n_heads=4, n_layers=2, attention=attention))
+    x = torch.randn(6, 19, 2)
+    mask = torch.rand(6, 19) < 0.8
+    adj = knn_adjacency(x, mask, k=3)
+    for amp in (False, True):
+        res = {}
+        for path in ("native", "matmul"):
+            monkeypatch.setattr(M, "attention_path", lambda device, dropout=0.0, p=path: p)
+            m.zero_grad()
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
+                out = m(x, mask, adj)
+            out.square().sum().backward()
+            res[path] = (out.detach(), [p.grad.clone() for p in m.parameters() if p.grad is not None])
+        tol = dict(rtol=1e-4, atol=1e-5) if not amp else dict(rtol=0.05, atol=0.02)
+        torch.testing.assert_close(res["native"][0], res["matmul"][0], **tol)
+        for a, b in zip(res["native"][1], res["matmul"][1]):
+            torch.testing.assert_close(a, b, **(tol if not amp else dict(rtol=0.1, atol=0.05 * float(b.abs().max()))))
+
+
+def test_model_takes_the_kernel_on_cpu_and_not_with_dropout():
+    from lfm.model import attention_path
+
+    assert attention_path(torch.device("cpu")) == "native"
+    assert attention_path(torch.device("cpu"), dropout=0.1) == "matmul"  # the kernel has no dropout
+    assert attention_path(torch.device("cuda")) == "sdpa"
+
+
+def test_bad_inputs_are_named():
+    qkv, keys, adj = case(2, 5, 2, 16, torch.float32)
+    with pytest.raises(ValueError, match=r"qkv must be .*\(B, N, nb, 3, H, hd\)"):
+        native.attention(qkv[:, :, :, :2], keys, adj, ("local", "global"), 0.25)
+    with pytest.raises(ValueError, match="float32/bfloat16"):
+        native.attention(qkv.double(), keys, adj, ("local", "global"), 0.25)
+    with pytest.raises(ValueError, match=r"keys has shape \(2, 4\)"):
+        native.attention(qkv, keys[:, :4], adj, ("local", "global"), 0.25)
+    with pytest.raises(ValueError, match="needs the adjacency"):
+        native.attention(qkv, keys, None, ("local", "global"), 0.25)
+    with pytest.raises(ValueError, match="1 branch names for 2"):
+        native.attention(qkv, keys, adj, ("global",), 0.25)
+
+
+def test_build_is_cached_and_atomic(tmp_path, monkeypatch):
+    monkeypatch.setenv("LFM_NATIVE_CACHE", str(tmp_path))
+    lib = native.build()
+    assert lib.parent == tmp_path and lib.stat().st_size > 0
+    before = lib.stat().st_mtime_ns
+    assert native.build() == lib and lib.stat().st_mtime_ns == before  # found, not rebuilt
+    assert [p.name for p in tmp_path.iterdir()] == [lib.name]  # no temporary file left behind
+
+
+def _fresh(env: dict, code: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(ROOT), **env})
+
+
+FALLBACK = """
+import torch, warnings
+from lfm import native
+from lfm.model import LFM, attention_path
+from lfm.config import ModelConfig
+with warnings.catch_warnings(record=True) as w:
+    warnings.simplefilter("always")
+    ok = native.available()
+print(ok, attention_path(torch.device("cpu")), "|", native.why_unavailable(), "|", [str(x.message) for x in w])
+m = LFM(ModelConfig(d_model=32, n_heads=4, n_layers=1, attention="global"))
+print(tuple(m(torch.randn(2, 7, 2)).shape))
+"""
+
+
+def test_no_compiler_falls_back_to_pytorch_attention(tmp_path):
+    """A failing compiler (CC=false, empty cache): a warning naming the failure, the matmul path, a working model."""
+    r = _fresh({"CC": "false", "LFM_NATIVE_CACHE": str(tmp_path), "PATH": "/nonexistent"}, FALLBACK)
+    assert r.returncode == 0, r.stderr
+    head, shape = r.stdout.strip().splitlines()
+    assert head.startswith("False matmul |") and "C compiler" in head and "PyTorch matmul attention" in head
+    assert shape == "(2, 7, 3)"
+    r = _fresh({"LFM_NATIVE": "0"}, FALLBACK)
+    assert r.returncode == 0 and r.stdout.startswith("False matmul | LFM_NATIVE=0"), r.stdout + r.stderr
