@@ -4,7 +4,8 @@ the v3 recipe's step (device-made batches, the new layer, the fused CPU attentio
 the CPU has bf16 instructions, batch 256), at 1 and 2 threads, side by side, on the same 23 training sets.
 
 Each configuration runs in its own process (``OMP_NUM_THREADS`` and ``torch.set_num_threads``), from scratch
-(no init_from), with the same seed, for ``--samples`` training samples after a warm-up. Writes
+(no init_from), with the same seed, after a warm-up; the two alternate in ``--rounds`` rounds (default 3) that
+share ``--samples`` training samples per configuration, and the speedup is the median of the rounds' ratios. Writes
 results/bench/train_step_cpu.json. Run: ``python bench/train_step_cpu.py [--batch 256] [--samples 20000]``.
 """
 
@@ -18,6 +19,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
 from common import write
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,6 +75,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--batch", type=int, default=None, help="the new default's batch (default: TrainConfig's)")
     ap.add_argument("--samples", type=int, default=40000, help="timed samples per configuration")
+    ap.add_argument("--rounds", type=int, default=3, help="alternating rounds (the samples are split over them)")
     ap.add_argument("--idle", action="store_true", help="record that nothing else ran on the machine")
     ap.add_argument("--old-root", help="a checkout of the v2 commit (default: a git worktree in the temp folder)")
     args = ap.parse_args()
@@ -86,19 +89,34 @@ def main():
     sets = list(TRAIN_SETS_OF["open-benchmark-v1"])  # the v2 recipe's 23 sets, the same for both trees
     rows = {}
     for threads in (1, 2):
-        v2 = measure(old, threads, args.samples, {"batch_size": 64, "categories": sets})
-        new = measure(ROOT, threads, args.samples, {"batch_size": batch, "batches": "device", "precision": "auto",
-                                                    "categories": sets})
-        rows[f"threads_{threads}"] = {"v2_step": v2, "new_default": new,
-                                      "speedup_vs_v2_step": new["samples_per_s"] / v2["samples_per_s"]}
-        print(threads, rows[f"threads_{threads}"], flush=True)
+        # the two steps alternate in rounds and the speedup is the median of the rounds' ratios: on a shared
+        # machine the speed drifts (the same step measured 10-20 % apart an hour later), a ratio taken within a
+        # round is what the drift leaves alone
+        per = max(1, args.samples // args.rounds)
+        rounds = []
+        for _ in range(args.rounds):
+            v2 = measure(old, threads, per, {"batch_size": 64, "categories": sets})
+            new = measure(ROOT, threads, per, {"batch_size": batch, "batches": "device", "precision": "auto",
+                                               "categories": sets})
+            rounds.append({"v2_step": v2, "new_default": new, "ratio": new["samples_per_s"] / v2["samples_per_s"]})
+            print(threads, rounds[-1]["ratio"], flush=True)
+        med = lambda xs: float(np.median(xs))  # noqa: E731
+        rows[f"threads_{threads}"] = {
+            "v2_step": {**rounds[0]["v2_step"], "samples_per_s": med([r["v2_step"]["samples_per_s"] for r in rounds])},
+            "new_default": {**rounds[0]["new_default"],
+                            "samples_per_s": med([r["new_default"]["samples_per_s"] for r in rounds])},
+            "speedup_vs_v2_step": med([r["ratio"] for r in rounds]),
+            "rounds": [{"v2_samples_per_s": r["v2_step"]["samples_per_s"],
+                        "new_samples_per_s": r["new_default"]["samples_per_s"], "ratio": r["ratio"]} for r in rounds]}
     write("train_step_cpu", {**rows, "speedup_vs_v2_step": rows["threads_1"]["speedup_vs_v2_step"],
                              "new_batch": batch, "v2_commit": V2_COMMIT, "d_model": 64, "sets": sets,
                              "cpu_bf16": cpu_has_bf16(),
                              "machine_idle": args.idle,
                              "note": "v2 recipe data and augmentation from scratch, whole step timed as one unit "
-                                     "(draw batch + forward + loss + backward + AdamW), the two paths in turn in "
-                                     "separate processes; 'attention' says which attention each step used"})
+                                     "(draw batch + forward + loss + backward + AdamW), the two paths alternating "
+                                     "in rounds, each run in its own process; samples_per_s and the speedup are "
+                                     "medians over the rounds (the speedup: of the rounds' ratios); 'attention' "
+                                     "says which attention each step used"})
 
 
 if __name__ == "__main__":

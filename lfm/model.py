@@ -198,8 +198,8 @@ class LFM(nn.Module):
 # On a CPU the model attends through the fused kernel of lfm.native (lfm/csrc/attention_cpu.c) wherever a C compiler
 # builds it: it reads q, k, v straight from the qkv linear's output and writes the concat, so the permute copies, the
 # float casts of the scores and the (B, 2, H, N, N) tensors of the path below disappear. Replaying 150 batches of the
-# v2 stream (d = 64, batch 256, bf16 linears, 1 thread): 1,310-1,340 samples/s with the matmul path, 1,470-1,560
-# with the kernel; at 2 threads 2,010-2,050 -> 2,190-2,570.
+# v2 stream (d = 64, batch 256, bf16 linears, 1 thread): 1,150-1,280 samples/s with the matmul path, 1,550-1,650
+# with the kernel; at 2 threads 1,690-1,860 -> 2,500-2,630 (docs/training.md).
 # Without a compiler (or with dropout, which the kernel does not do), plain matmul attention on contiguous operands,
 # over cache-sized chunks of the batch, which beat the CPU's SDPA kernels at every N of the benchmark. Measured at
 # d = 64, one thread, batch 256, bf16 linears, on 120 replayed batches of the v2 stream against the layer before

@@ -6,10 +6,12 @@ concat ``(B, N, nb * H * hd)`` the output projection takes: no permute copies, n
 backward (it recomputes the softmax from the saved log-sum-exp), softmax in float32 on float32 or bfloat16 inputs.
 
 Building: the machine's C compiler (``$CC``, else ``cc``, ``gcc``, ``clang``) with ``-O3 -march=native -fopenmp``,
-once per source, compiler and machine, into ``$LFM_NATIVE_CACHE`` (default ``~/.cache/lfm/native``), written
-atomically. Where no compiler is found or the build fails, :func:`available` is False, says why once, and the model
-keeps its PyTorch matmul attention (same numbers within float rounding; ``tests/test_native.py``). ``LFM_NATIVE=0``
-turns the kernel off.
+once per source, compiler, flags and machine, into ``$LFM_NATIVE_CACHE`` (default ``~/.cache/lfm/native``),
+written atomically. With AVX512-BF16 (and ``-march=native`` finding it) bfloat16 inputs take bf16 dot products;
+``LFM_NATIVE_MARCH=x86-64`` builds the portable code (what a CPU without AVX-512 runs), as the tests do. Where no
+compiler is found or the build fails, :func:`available` is False, says why once, and the model keeps its PyTorch
+matmul attention (same numbers within float rounding; ``tests/test_native.py``). ``LFM_NATIVE=0`` turns the kernel
+off.
 """
 
 from __future__ import annotations
@@ -26,10 +28,12 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["attention", "available", "why_unavailable", "build"]
+__all__ = ["attention", "available", "bf16_dot", "why_unavailable", "build"]
 
 SOURCE = Path(__file__).with_name("csrc") / "attention_cpu.c"
-FLAGS = ["-O3", "-march=native", "-fopenmp", "-fPIC", "-shared"]
+def flags() -> list[str]:
+    """Compiler flags; ``LFM_NATIVE_MARCH`` replaces ``native`` (e.g. ``x86-64`` for the portable code path)."""
+    return ["-O3", f"-march={os.environ.get('LFM_NATIVE_MARCH', 'native')}", "-fopenmp", "-fPIC", "-shared"]
 
 _state: dict = {}
 
@@ -56,7 +60,7 @@ def build(force: bool = False) -> Path:
     if cc is None:
         raise RuntimeError("no C compiler (set CC, or install gcc / clang) for the fused CPU attention")
     src = SOURCE.read_bytes()
-    key = hashlib.sha256(src + " ".join([cc, *FLAGS, platform.machine(), _cpu_id()]).encode()).hexdigest()[:16]
+    key = hashlib.sha256(src + " ".join([cc, *flags(), platform.machine(), _cpu_id()]).encode()).hexdigest()[:16]
     lib = cache_dir() / f"attention_cpu-{key}.so"
     if lib.exists() and not force:
         return lib
@@ -64,7 +68,7 @@ def build(force: bool = False) -> Path:
     fd, tmp = tempfile.mkstemp(suffix=".so", dir=lib.parent)
     os.close(fd)
     try:
-        r = subprocess.run([cc, *FLAGS, str(SOURCE), "-o", tmp, "-lm"], capture_output=True, text=True)
+        r = subprocess.run([cc, *flags(), str(SOURCE), "-o", tmp, "-lm"], capture_output=True, text=True)
         if r.returncode:
             raise RuntimeError(f"{Path(cc).name} failed on {SOURCE.name}: {(r.stderr or r.stdout).strip()[:800]}")
         os.replace(tmp, lib)  # atomic: a second process never loads a half-written library
@@ -96,6 +100,7 @@ def _load():
         lib.lfm_attention_forward.argtypes = [p, i, p, p, p, p, p, i, i, i, i, i, f, i]
         lib.lfm_attention_backward.argtypes = [p, i, p, i, p, p, p, p, p, i, i, i, i, i, f, i]
         lib.lfm_attention_forward.restype = lib.lfm_attention_backward.restype = i
+        lib.lfm_attention_bf16_dot.argtypes, lib.lfm_attention_bf16_dot.restype = [], i
         _state["lib"] = lib
     except (RuntimeError, OSError) as e:
         _state["why"] = str(e)
@@ -107,6 +112,11 @@ def _load():
 def available() -> bool:
     """Whether the fused CPU attention is built and loaded (builds it on the first call)."""
     return _load() is not None
+
+
+def bf16_dot() -> bool:
+    """Whether the kernel was built with AVX512-BF16 dot products (used for bfloat16 inputs, i.e. under autocast)."""
+    return available() and bool(_state["lib"].lfm_attention_bf16_dot())
 
 
 def why_unavailable() -> str | None:

@@ -67,6 +67,16 @@ def test_matches_the_float64_oracle(N, hd, dtype):
     torch.testing.assert_close(grad, ref_in.grad, **tol)
 
 
+def test_bf16_dot_products_where_the_cpu_has_them():
+    """bfloat16 inputs take the AVX512-BF16 dot products on a CPU that has them (the oracle test above then checks
+    that path); elsewhere the float32 path serves both dtypes."""
+    from lfm.train import cpu_has_bf16
+
+    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    if "avx512_bf16" in flags and cpu_has_bf16():
+        assert native.bf16_dot()
+
+
 def test_queries_without_keys_give_zeros_not_nans():
     qkv, keys, adj = case(3, 6, 2, 16, torch.float32)
     keys[:] = False
@@ -148,6 +158,35 @@ def test_build_is_cached_and_atomic(tmp_path, monkeypatch):
     before = lib.stat().st_mtime_ns
     assert native.build() == lib and lib.stat().st_mtime_ns == before  # found, not rebuilt
     assert [p.name for p in tmp_path.iterdir()] == [lib.name]  # no temporary file left behind
+
+
+PORTABLE = """
+import math, torch
+from lfm import native
+import sys; sys.path.insert(0, "tests")
+from test_native import case, oracle
+assert native.available() and not native.bf16_dot(), native.why_unavailable()
+for dtype, tol in ((torch.float32, 2e-5), (torch.bfloat16, 3e-2)):
+    for N, hd in ((17, 16), (9, 24)):
+        qkv, keys, adj = case(3, N, 2, hd, dtype)
+        qkv.requires_grad_()
+        out = native.attention(qkv, keys, adj, ("local", "global"), hd ** -0.5)
+        out.double().sum().backward()
+        x = qkv.detach().double().requires_grad_()
+        ref = oracle(x, keys, adj, ("local", "global"), hd ** -0.5)
+        ref.sum().backward()
+        assert torch.allclose(out.double(), ref, rtol=tol, atol=tol), (dtype, N, hd)
+        assert torch.allclose(qkv.grad.double(), x.grad, rtol=tol, atol=tol), (dtype, N, hd)
+print("ok")
+"""
+
+
+@pytest.mark.skipif(os.uname().machine != "x86_64", reason="the portable build is checked on x86-64")
+def test_portable_build_without_avx512_matches_the_oracle(tmp_path):
+    """The code a CPU without AVX-512 runs (-march=x86-64: the vector extensions lowered to SSE2), in a fresh
+    process with its own cache: float32 and bfloat16 (no bf16 dot products) against the oracle."""
+    r = _fresh({"LFM_NATIVE_MARCH": "x86-64", "LFM_NATIVE_CACHE": str(tmp_path)}, PORTABLE)
+    assert r.returncode == 0 and r.stdout.strip().endswith("ok"), r.stdout[-2000:] + r.stderr[-2000:]
 
 
 def _fresh(env: dict, code: str) -> subprocess.CompletedProcess:

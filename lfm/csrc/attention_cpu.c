@@ -14,10 +14,10 @@
  *   kinds (nb,)                 0 = global (keys), 1 = local (adj)
  * A query with no key it may attend gets a zero output and passes no gradient.
  *
- * Work is split over (b, branch, head). Each task copies its q, k, v into float32 buffers padded to multiples of
- * 16 (head width and keys; the padding is zero), so all of it stays in the core's cache and the arithmetic runs on
- * 16-float vectors (GCC / Clang vector extensions: AVX-512 registers where the CPU has them, two AVX registers or
- * plain code elsewhere). Scores are computed for 4 queries x 32 keys at a time, weighted sums of rows for 4 outputs
+ * Work is split over (b, branch, head). Each task copies its q, k, v into buffers padded to multiples of 16 (head
+ * width and keys; the padding is zero), so all of it stays in the core's cache and the arithmetic runs on 16-float
+ * vectors (GCC / Clang vector extensions: AVX-512 registers where the CPU has them, AVX or SSE registers elsewhere;
+ * with AVX512-BF16, bf16 inputs take bf16 dot products, see below; with AVX-512, the softmax uses mask registers). Scores are computed for 4 queries x 32 keys at a time, weighted sums of rows for 4 outputs
  * at a time, so that each vector loaded feeds several multiply-adds held in registers.
  */
 #include <math.h>
@@ -69,10 +69,15 @@ static inline void store_row(void *p, int bf16, size_t i, int n, float scale, co
 
 static inline v16 splat(float x) { return (v16){x, x, x, x, x, x, x, x, x, x, x, x, x, x, x, x}; }
 
+#ifdef __AVX512F__
+#include <immintrin.h>
+static inline v16 vmax(v16 a, v16 b) { return (v16)_mm512_max_ps((__m512)a, (__m512)b); }
+#else
 static inline v16 vmax(v16 a, v16 b) {
     v16i gt = a > b;
     return (v16)((gt & (v16i)a) | (~gt & (v16i)b));
 }
+#endif
 
 typedef float v8 __attribute__((vector_size(32)));
 typedef float v4 __attribute__((vector_size(16)));
@@ -201,15 +206,62 @@ static void *buffers(size_t floats) { /* 64-byte aligned, for the vector loads *
     return aligned_alloc(64, (floats * sizeof(float) + 63) / 64 * 64);
 }
 
-/* Rows i < N of pm hold query i's scores; each becomes its probabilities p_ij (0 for blocked keys and for a
+/* Rows i < N of pm hold query i's scores (multiplied by scale first); each becomes its probabilities p_ij (0 for blocked keys and for a
  * query without keys), and lse_row[i] its log-sum-exp (NEG_BIG without keys). With lse given (the backward), the
  * probabilities are exp(s - lse) without a new maximum. */
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+/* The same with AVX-512 mask registers: the mask bytes become a 16-bit mask per 16 keys (a masked load, so no
+ * byte past the row is read), used to select and to zero; the 16-bit masks of the row are kept in mf. */
 static void softmax_rows(const dims *s, float *pm, float *mf, float *lse_row, int given, const uint8_t *keys,
-                         const uint8_t *adj, int kind, int b) {
+                         const uint8_t *adj, int kind, int b, float scale) {
+    const int N = s->N, Np = s->Np, nv = Np / VW;
+    __mmask16 *ks = (__mmask16 *)mf;
+    const __m512 neg = _mm512_set1_ps(NEG_BIG), vs = _mm512_set1_ps(scale);
+    for (int i = 0; i < N; i++) {
+        float *row = pm + (size_t)i * Np;
+        const uint8_t *m = kind ? adj + ((size_t)b * N + i) * N : keys + (size_t)b * N;
+        __m512 mx = neg;
+        for (int jv = 0; jv < nv; jv++) {
+            const int rem = N - jv * VW;
+            const __mmask16 tail = rem >= VW ? (__mmask16)0xffff : (__mmask16)((1u << rem) - 1u);
+            const __m128i mb = _mm_maskz_loadu_epi8(tail, m + (size_t)jv * VW);
+            const __mmask16 k = _mm_test_epi8_mask(mb, mb);
+            ks[jv] = k;
+            const __m512 x = _mm512_mask_mov_ps(neg, k, _mm512_mul_ps(_mm512_loadu_ps(row + jv * VW), vs));
+            _mm512_storeu_ps(row + jv * VW, x);
+            mx = _mm512_max_ps(mx, x);
+        }
+        const float mval = given ? lse_row[i] : _mm512_reduce_max_ps(mx);
+        if (mval <= 0.5f * NEG_BIG) {
+            for (int jv = 0; jv < nv; jv++) _mm512_storeu_ps(row + jv * VW, _mm512_setzero_ps());
+            lse_row[i] = NEG_BIG;
+            continue;
+        }
+        const v16 mv = splat(mval);
+        __m512 sum = _mm512_setzero_ps();
+        for (int jv = 0; jv < nv; jv++) {
+            const v16 x = (v16)_mm512_loadu_ps(row + jv * VW);
+            const __m512 e = _mm512_maskz_mov_ps(ks[jv], (__m512)vexp_neg(x - mv));
+            _mm512_storeu_ps(row + jv * VW, e);
+            sum = _mm512_add_ps(sum, e);
+        }
+        if (!given) {
+            const float total = _mm512_reduce_add_ps(sum);
+            const __m512 inv = _mm512_set1_ps(1.f / total);
+            for (int jv = 0; jv < nv; jv++) _mm512_storeu_ps(row + jv * VW, _mm512_mul_ps(_mm512_loadu_ps(row + jv * VW), inv));
+            lse_row[i] = mval + logf(total);
+        }
+    }
+}
+#else
+static void softmax_rows(const dims *s, float *pm, float *mf, float *lse_row, int given, const uint8_t *keys,
+                         const uint8_t *adj, int kind, int b, float scale) {
     const int N = s->N, Np = s->Np, nv = Np / VW;
     const v16 *M = (const v16 *)mf;
     for (int i = 0; i < N; i++) {
         v16 *S = (v16 *)(pm + (size_t)i * Np);
+        if (scale != 1.f)
+            for (int jv = 0; jv < nv; jv++) S[jv] *= scale;
         mask_row(s, keys, adj, kind, b, i, mf);
         float m;
         if (given) {
@@ -237,6 +289,8 @@ static void softmax_rows(const dims *s, float *pm, float *mf, float *lse_row, in
     }
 }
 
+#endif
+
 static void forward_task(const dims *s, const void *qkv, int bf16, void *out, float *lse, const uint8_t *keys,
                          const uint8_t *adj, const int *kinds, float scale, int task, float *buf) {
     const int N = s->N, hp = s->hp, Np = s->Np, H = s->H, nb = s->nb, hv = hp / VW;
@@ -250,7 +304,7 @@ static void forward_task(const dims *s, const void *qkv, int bf16, void *out, fl
     transpose(s, k, kt);
     float *lse_row = lse + (((size_t)b * nb + br) * H + h) * N;
     for (int i = 0; i < N; i += 4) scores4(s, q + (size_t)i * hp, kt, pm + (size_t)i * Np);
-    softmax_rows(s, pm, mf, lse_row, 0, keys, adj, kinds[br], b);
+    softmax_rows(s, pm, mf, lse_row, 0, keys, adj, kinds[br], b, 1.f);
     for (int i = 0; i < N; i += 4) { /* o_i = sum_j p_ij v_j, four queries at a time */
         weighted_rows4(s, pm + (size_t)i * Np, Np, 1, v, N, (v16 *)acc);
         for (int r = 0; r < 4 && i + r < N; r++)
@@ -279,7 +333,7 @@ static void backward_task(const dims *s, const void *qkv, int bf16, const void *
         scores4(s, q + (size_t)i * hp, kt, pm + (size_t)i * Np);
         scores4(s, go + (size_t)i * hp, vt, dsm + (size_t)i * Np);
     }
-    softmax_rows(s, pm, mf, lrow, 1, keys, adj, kinds[br], b);
+    softmax_rows(s, pm, mf, lrow, 1, keys, adj, kinds[br], b, 1.f);
     for (int i = 0; i < N; i++) {
         v16 *P = (v16 *)(pm + (size_t)i * Np), *DS = (v16 *)(dsm + (size_t)i * Np), dsum = splat(0.f);
         for (int jv = 0; jv < nv; jv++) dsum += P[jv] * DS[jv];
@@ -302,6 +356,236 @@ static void backward_task(const dims *s, const void *qkv, int bf16, const void *
     }
 }
 
+#if defined(__AVX512BF16__) && defined(__AVX512F__) && defined(__AVX512BW__)
+/* bfloat16 inputs on a CPU with AVX512-BF16: the four products (scores, probabilities x values and the three of the
+ * backward) as bf16 dot products (vdpbf16ps: 32 products summed pairwise into 16 float32 lanes, twice the rate of
+ * float32 multiply-adds), everything else as above in float32. q, k, v and the output gradient arrive in bf16, so
+ * only the probabilities and the score gradients are rounded to bf16 (as PyTorch's bf16 attention rounds them). */
+#include <immintrin.h>
+#define HAVE_BF16_DOT 1
+
+typedef uint16_t bf16_t;
+
+/* rows of part t of one (b, br, h), bf16, row-major (Np x hp), zero padded */
+static void gather_bh(const dims *s, const bf16_t *qkv, int b, int br, int h, int t, bf16_t *a) {
+    memset(a, 0, sizeof(bf16_t) * (size_t)s->Np * s->hp);
+    for (int n = 0; n < s->N; n++) {
+        const bf16_t *restrict src = qkv + qkv_at(s, b, n, br, t, h);
+        bf16_t *restrict dst = a + (size_t)n * s->hp;
+        if (s->hd == VW) _mm256_storeu_si256((__m256i *)dst, _mm256_loadu_si256((const __m256i *)src));
+        else for (int d = 0; d < s->hd; d++) dst[d] = src[d];
+    }
+}
+
+/* 32 bf16: lanes 2l, 2l + 1 = (lo[l], hi[l]) for 16-value halves lo (lanes 0-15 of x) and hi (lanes 16-31) */
+static inline __m512i interleave_halves(__m512i x) {
+    const __m512i idx = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6,
+                                         21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    return _mm512_permutexvar_epi16(idx, x);
+}
+
+/* row-major a (Np x hp) -> pairs of rows, a2[((n / 2) hp + d) 2 + n % 2]: a reduction over rows in pairs */
+static void row_pairs(const dims *s, const bf16_t *restrict a, bf16_t *restrict a2) {
+    const int hp = s->hp;
+    for (int n = 0; n < s->Np; n += 2)
+        for (int d = 0; d < hp; d += VW) {
+            const __m256i lo = _mm256_loadu_si256((const __m256i *)(a + (size_t)n * hp + d));
+            const __m256i hi = _mm256_loadu_si256((const __m256i *)(a + (size_t)(n + 1) * hp + d));
+            const __m512i x = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+            _mm512_storeu_si512(a2 + ((size_t)(n >> 1) * hp + d) * 2, interleave_halves(x));
+        }
+}
+
+/* row-major a (Np x hp) -> pairs of columns, at2[((d / 2) Np + n) 2 + d % 2]: 16 rows per vector, over d in pairs */
+static void col_pairs(const dims *s, const bf16_t *restrict a, bf16_t *restrict at2) {
+    /* a pair (d, d + 1) of a row is one 32-bit word: a transpose of (Np x hp / 2) words */
+    const int w = s->hp / 2, Np = s->Np;
+    for (int n = 0; n < Np; n++)
+        for (int p = 0; p < w; p++) memcpy(at2 + ((size_t)p * Np + n) * 2, a + (size_t)n * s->hp + 2 * p, 4);
+}
+
+/* float32 (Np x Np, rows >= `rows` taken as 0) -> bf16 row-major (pairs: consecutive columns of a row) or, with
+ * pairs_of_rows, out[((i / 2) Np + j) 2 + i % 2] (pairs: rows i, i + 1 of a column) */
+static void to_bh(const dims *s, const float *restrict in, int rows, int pairs_of_rows, bf16_t *restrict out) {
+    const int Np = s->Np;
+    const __m512 zero = _mm512_setzero_ps();
+    if (!pairs_of_rows) {
+        for (int i = 0; i < Np; i++)
+            for (int j = 0; j < Np; j += VW) {
+                const __m512 x = i < rows ? _mm512_loadu_ps(in + (size_t)i * Np + j) : zero;
+                _mm256_storeu_si256((__m256i *)(out + (size_t)i * Np + j), (__m256i)_mm512_cvtneps_pbh(x));
+            }
+        return;
+    }
+    for (int i = 0; i < Np; i += 2)
+        for (int j = 0; j < Np; j += VW) {
+            const __m512 a = i < rows ? _mm512_loadu_ps(in + (size_t)i * Np + j) : zero;
+            const __m512 b = i + 1 < rows ? _mm512_loadu_ps(in + (size_t)(i + 1) * Np + j) : zero;
+            const __m512i x = (__m512i)_mm512_cvtne2ps_pbh(b, a); /* lanes 0-15 a, 16-31 b */
+            _mm512_storeu_si512(out + ((size_t)(i >> 1) * Np + j) * 2, interleave_halves(x));
+        }
+}
+
+static inline __m512bh pair(const bf16_t *p) { /* (p[0], p[1]) in every 32-bit lane, broadcast from memory */
+    float f;
+    memcpy(&f, p, 4);
+    return (__m512bh)_mm512_set1_ps(f);
+}
+
+/* sc[r Np + j] = q_r . k_j for 4 rows of q (bf16, row stride hp) against kt2 (col_pairs of k) */
+static inline void scores4_bh(const dims *s, const bf16_t *q, const bf16_t *kt2, float *sc) {
+    const int nv = s->Np / VW, np2 = (s->hd + 1) / 2, hp = s->hp, Np = s->Np;
+    for (int jv = 0; jv < nv; jv += 2) {
+        const int two = jv + 1 < nv;
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+        for (int p = 0; p < np2; p++) {
+            const bf16_t *row = kt2 + ((size_t)p * Np + (size_t)jv * VW) * 2;
+            const __m512bh k0 = (__m512bh)_mm512_loadu_si512(row);
+            const __m512bh k1 = two ? (__m512bh)_mm512_loadu_si512(row + 2 * VW) : (__m512bh)_mm512_setzero_si512();
+            const __m512bh q0 = pair(q + 2 * p), q1 = pair(q + hp + 2 * p), q2 = pair(q + 2 * hp + 2 * p),
+                           q3 = pair(q + 3 * hp + 2 * p);
+            a0 = _mm512_dpbf16_ps(a0, q0, k0), a1 = _mm512_dpbf16_ps(a1, q1, k0);
+            a2 = _mm512_dpbf16_ps(a2, q2, k0), a3 = _mm512_dpbf16_ps(a3, q3, k0);
+            b0 = _mm512_dpbf16_ps(b0, q0, k1), b1 = _mm512_dpbf16_ps(b1, q1, k1);
+            b2 = _mm512_dpbf16_ps(b2, q2, k1), b3 = _mm512_dpbf16_ps(b3, q3, k1);
+        }
+        float *o = sc + (size_t)jv * VW;
+        _mm512_storeu_ps(o, a0), _mm512_storeu_ps(o + Np, a1), _mm512_storeu_ps(o + 2 * Np, a2);
+        _mm512_storeu_ps(o + 3 * Np, a3);
+        if (two) {
+            _mm512_storeu_ps(o + VW, b0), _mm512_storeu_ps(o + Np + VW, b1), _mm512_storeu_ps(o + 2 * Np + VW, b2);
+            _mm512_storeu_ps(o + 3 * Np + VW, b3);
+        }
+    }
+}
+
+/* acc[r hp + d] = sum_{j < n} w_r[j] x_j[d] for 4 weight vectors and x2 (row_pairs of x); the pair (w_r[2p],
+ * w_r[2p + 1]) is the 2 bf16 at w + r wr + p ps. Even and odd pairs go to separate accumulators: 8 chains, enough
+ * to hide the dot product's latency. */
+static inline void weighted4_bh(const dims *s, const bf16_t *w, size_t wr, size_t ps, int n, const bf16_t *x2,
+                                float *acc) {
+    const int hv = s->hp / VW, hp = s->hp, n2 = (n + 1) / 2;
+    for (int dv = 0; dv < hv; dv++) {
+        __m512 c0 = _mm512_setzero_ps(), c1 = c0, c2 = c0, c3 = c0, e0 = c0, e1 = c0, e2 = c0, e3 = c0;
+        int jp = 0;
+        for (; jp + 1 < n2; jp += 2) {
+            const __m512bh x = (__m512bh)_mm512_loadu_si512(x2 + ((size_t)jp * hp + (size_t)dv * VW) * 2);
+            const __m512bh y = (__m512bh)_mm512_loadu_si512(x2 + ((size_t)(jp + 1) * hp + (size_t)dv * VW) * 2);
+            const bf16_t *wp = w + (size_t)jp * ps, *wq = wp + ps;
+            c0 = _mm512_dpbf16_ps(c0, pair(wp), x), c1 = _mm512_dpbf16_ps(c1, pair(wp + wr), x);
+            c2 = _mm512_dpbf16_ps(c2, pair(wp + 2 * wr), x), c3 = _mm512_dpbf16_ps(c3, pair(wp + 3 * wr), x);
+            e0 = _mm512_dpbf16_ps(e0, pair(wq), y), e1 = _mm512_dpbf16_ps(e1, pair(wq + wr), y);
+            e2 = _mm512_dpbf16_ps(e2, pair(wq + 2 * wr), y), e3 = _mm512_dpbf16_ps(e3, pair(wq + 3 * wr), y);
+        }
+        if (jp < n2) {
+            const __m512bh x = (__m512bh)_mm512_loadu_si512(x2 + ((size_t)jp * hp + (size_t)dv * VW) * 2);
+            const bf16_t *wp = w + (size_t)jp * ps;
+            c0 = _mm512_dpbf16_ps(c0, pair(wp), x), c1 = _mm512_dpbf16_ps(c1, pair(wp + wr), x);
+            c2 = _mm512_dpbf16_ps(c2, pair(wp + 2 * wr), x), c3 = _mm512_dpbf16_ps(c3, pair(wp + 3 * wr), x);
+        }
+        float *o = acc + (size_t)dv * VW;
+        _mm512_storeu_ps(o, _mm512_add_ps(c0, e0)), _mm512_storeu_ps(o + hp, _mm512_add_ps(c1, e1));
+        _mm512_storeu_ps(o + 2 * hp, _mm512_add_ps(c2, e2)), _mm512_storeu_ps(o + 3 * hp, _mm512_add_ps(c3, e3));
+    }
+}
+
+static size_t forward_floats_bh(const dims *s) { /* float32 part first (64-byte aligned), then bf16 */
+    return (size_t)s->Np * s->Np + s->Np + 4 * (size_t)s->hp + ((size_t)5 * s->Np * s->hp + (size_t)s->Np * s->Np) / 2 + 16;
+}
+
+static void forward_task_bh(const dims *s, const bf16_t *qkv, bf16_t *out, float *lse, const uint8_t *keys,
+                            const uint8_t *adj, const int *kinds, float scale, int task, float *buf) {
+    const int N = s->N, hp = s->hp, Np = s->Np, H = s->H, nb = s->nb;
+    const int h = task % H, br = (task / H) % nb, b = task / (H * nb);
+    const size_t blk = (size_t)Np * hp;
+    float *pm = buf, *mf = pm + (size_t)Np * Np, *acc = mf + Np;
+    bf16_t *q = (bf16_t *)(acc + 4 * hp), *k = q + blk, *v = k + blk, *kt2 = v + blk, *v2 = kt2 + blk,
+           *p2 = v2 + blk;
+    gather_bh(s, qkv, b, br, h, 0, q);
+    gather_bh(s, qkv, b, br, h, 1, k);
+    gather_bh(s, qkv, b, br, h, 2, v);
+    col_pairs(s, k, kt2);
+    row_pairs(s, v, v2);
+    float *lse_row = lse + (((size_t)b * nb + br) * H + h) * N;
+    for (int i = 0; i < N; i += 4) scores4_bh(s, q + (size_t)i * hp, kt2, pm + (size_t)i * Np);
+    softmax_rows(s, pm, mf, lse_row, 0, keys, adj, kinds[br], b, scale);
+    to_bh(s, pm, N, 0, p2);
+    for (int i = 0; i < N; i += 4) {
+        weighted4_bh(s, p2 + (size_t)i * Np, Np, 2, N, v2, acc);
+        for (int r = 0; r < 4 && i + r < N; r++)
+            store_row(out, 1, out_at(s, b, i + r, br, h), s->hd, 1.f, acc + (size_t)r * hp);
+    }
+}
+
+static size_t backward_floats_bh(const dims *s) {
+    return (size_t)2 * s->Np * s->Np + s->Np + 4 * (size_t)s->hp + s->Np +
+           ((size_t)9 * s->Np * s->hp + (size_t)3 * s->Np * s->Np) / 2 + 16;
+}
+
+static void backward_task_bh(const dims *s, const bf16_t *qkv, const void *dout, int dbf16, const float *lse,
+                             bf16_t *dqkv, const uint8_t *keys, const uint8_t *adj, const int *kinds, float scale,
+                             int task, float *buf) {
+    const int N = s->N, hp = s->hp, Np = s->Np, H = s->H, nb = s->nb, nv = Np / VW;
+    const int h = task % H, br = (task / H) % nb, b = task / (H * nb);
+    const size_t blk = (size_t)Np * hp, sq = (size_t)Np * Np;
+    float *pm = buf, *dsm = pm + sq, *mf = dsm + sq, *acc = mf + Np, *lrow = acc + 4 * hp;
+    bf16_t *q = (bf16_t *)(lrow + Np), *k = q + blk, *v = k + blk, *go = v + blk, *kt2 = go + blk, *vt2 = kt2 + blk,
+           *k2 = vt2 + blk, *q2 = k2 + blk, *go2 = q2 + blk, *ds2 = go2 + blk, *dst = ds2 + sq, *pt = dst + sq;
+    gather_bh(s, qkv, b, br, h, 0, q);
+    gather_bh(s, qkv, b, br, h, 1, k);
+    gather_bh(s, qkv, b, br, h, 2, v);
+    memset(go, 0, sizeof(bf16_t) * blk);
+    for (int n = 0; n < N; n++) {
+        const size_t io = out_at(s, b, n, br, h);
+        bf16_t *row = go + (size_t)n * hp;
+        if (dbf16) memcpy(row, (const bf16_t *)dout + io, sizeof(bf16_t) * s->hd);
+        else for (int d = 0; d < s->hd; d++) row[d] = f32_to_bf16(((const float *)dout)[io + d]);
+    }
+    col_pairs(s, k, kt2);
+    col_pairs(s, v, vt2);
+    row_pairs(s, k, k2);
+    row_pairs(s, q, q2);
+    row_pairs(s, go, go2);
+    memcpy(lrow, lse + (((size_t)b * nb + br) * H + h) * N, sizeof(float) * N);
+    for (int i = 0; i < N; i += 4) {
+        scores4_bh(s, q + (size_t)i * hp, kt2, pm + (size_t)i * Np);
+        scores4_bh(s, go + (size_t)i * hp, vt2, dsm + (size_t)i * Np); /* dO_i . v_j */
+    }
+    softmax_rows(s, pm, mf, lrow, 1, keys, adj, kinds[br], b, scale);
+    for (int i = 0; i < N; i++) {
+        v16 *P = (v16 *)(pm + (size_t)i * Np), *DS = (v16 *)(dsm + (size_t)i * Np), dsum = splat(0.f);
+        for (int jv = 0; jv < nv; jv++) dsum += P[jv] * DS[jv];
+        const float Di = hsum(dsum);
+        for (int jv = 0; jv < nv; jv++) DS[jv] = P[jv] * (DS[jv] - Di);
+    }
+    to_bh(s, dsm, N, 0, ds2);
+    to_bh(s, dsm, N, 1, dst);
+    to_bh(s, pm, N, 1, pt);
+    /* the scaled score is scale q.k: dq_i = scale sum_j ds_ij k_j, dk_j = scale sum_i ds_ij q_i, dv_j = sum_i p_ij dO_i */
+    for (int i = 0; i < N; i += 4) {
+        weighted4_bh(s, ds2 + (size_t)i * Np, Np, 2, N, k2, acc);
+        for (int r = 0; r < 4 && i + r < N; r++)
+            store_row(dqkv, 1, qkv_at(s, b, i + r, br, 0, h), s->hd, scale, acc + (size_t)r * hp);
+    }
+    for (int j = 0; j < N; j += 4) {
+        weighted4_bh(s, dst + (size_t)j * 2, 2, (size_t)2 * Np, N, q2, acc);
+        for (int r = 0; r < 4 && j + r < N; r++)
+            store_row(dqkv, 1, qkv_at(s, b, j + r, br, 1, h), s->hd, scale, acc + (size_t)r * hp);
+        weighted4_bh(s, pt + (size_t)j * 2, 2, (size_t)2 * Np, N, go2, acc);
+        for (int r = 0; r < 4 && j + r < N; r++)
+            store_row(dqkv, 1, qkv_at(s, b, j + r, br, 2, h), s->hd, 1.f, acc + (size_t)r * hp);
+    }
+}
+#endif
+
+int lfm_attention_bf16_dot(void) {
+#ifdef HAVE_BF16_DOT
+    return 1;
+#else
+    return 0;
+#endif
+}
+
 static dims make_dims(int B, int N, int nb, int H, int hd) {
     dims s = {B, N, nb, H, hd, (hd + VW - 1) / VW * VW, (N + VW - 1) / VW * VW};
     return s;
@@ -311,7 +595,10 @@ int lfm_attention_forward(const void *qkv, int bf16, void *out, float *lse, cons
                           const int *kinds, int B, int N, int nb, int H, int hd, float scale, int threads) {
     const dims s = make_dims(B, N, nb, H, hd);
     const int tasks = B * nb * H;
-    const size_t per = (size_t)4 * s.Np * s.hp + (size_t)s.Np * s.Np + s.Np + 4 * s.hp;
+    size_t per = (size_t)4 * s.Np * s.hp + (size_t)s.Np * s.Np + s.Np + 4 * s.hp;
+#ifdef HAVE_BF16_DOT
+    if (bf16) per = forward_floats_bh(&s);
+#endif
     int fail = 0;
 #pragma omp parallel num_threads(threads > 0 ? threads : 1) if (threads > 1)
     {
@@ -321,7 +608,15 @@ int lfm_attention_forward(const void *qkv, int bf16, void *out, float *lse, cons
             fail = 1;
         } else {
 #pragma omp for schedule(static)
-            for (int t = 0; t < tasks; t++) forward_task(&s, qkv, bf16, out, lse, keys, adj, kinds, scale, t, buf);
+            for (int t = 0; t < tasks; t++) {
+#ifdef HAVE_BF16_DOT
+                if (bf16) {
+                    forward_task_bh(&s, qkv, out, lse, keys, adj, kinds, scale, t, buf);
+                    continue;
+                }
+#endif
+                forward_task(&s, qkv, bf16, out, lse, keys, adj, kinds, scale, t, buf);
+            }
         }
         free(buf);
     }
@@ -333,7 +628,10 @@ int lfm_attention_backward(const void *qkv, int bf16, const void *dout, int dbf1
                            int hd, float scale, int threads) {
     const dims s = make_dims(B, N, nb, H, hd);
     const int tasks = B * nb * H;
-    const size_t per = (size_t)6 * s.Np * s.hp + (size_t)2 * s.Np * s.Np + 2 * s.Np + 4 * s.hp;
+    size_t per = (size_t)6 * s.Np * s.hp + (size_t)2 * s.Np * s.Np + 2 * s.Np + 4 * s.hp;
+#ifdef HAVE_BF16_DOT
+    if (bf16) per = backward_floats_bh(&s);
+#endif
     int fail = 0;
 #pragma omp parallel num_threads(threads > 0 ? threads : 1) if (threads > 1)
     {
@@ -343,8 +641,15 @@ int lfm_attention_backward(const void *qkv, int bf16, const void *dout, int dbf1
             fail = 1;
         } else {
 #pragma omp for schedule(static)
-            for (int t = 0; t < tasks; t++)
+            for (int t = 0; t < tasks; t++) {
+#ifdef HAVE_BF16_DOT
+                if (bf16) {
+                    backward_task_bh(&s, qkv, dout, dbf16, lse, dqkv, keys, adj, kinds, scale, t, buf);
+                    continue;
+                }
+#endif
                 backward_task(&s, qkv, bf16, dout, dbf16, lse, dqkv, keys, adj, kinds, scale, t, buf);
+            }
         }
         free(buf);
     }
