@@ -591,14 +591,43 @@ static dims make_dims(int B, int N, int nb, int H, int hd) {
     return s;
 }
 
-int lfm_attention_forward(const void *qkv, int bf16, void *out, float *lse, const uint8_t *keys, const uint8_t *adj,
-                          const int *kinds, int B, int N, int nb, int H, int hd, float scale, int threads) {
-    const dims s = make_dims(B, N, nb, H, hd);
-    const int tasks = B * nb * H;
-    size_t per = (size_t)4 * s.Np * s.hp + (size_t)s.Np * s.Np + s.Np + 4 * s.hp;
+/* what one call passes to every task */
+typedef struct {
+    const void *qkv, *dout;
+    void *out, *dqkv;
+    float *lse;
+    const uint8_t *keys, *adj;
+    const int *kinds;
+    int bf16, dbf16;
+    float scale;
+} job;
+
+static void forward_one(const dims *s, const job *j, int t, float *buf) {
 #ifdef HAVE_BF16_DOT
-    if (bf16) per = forward_floats_bh(&s);
+    if (j->bf16) {
+        forward_task_bh(s, j->qkv, j->out, j->lse, j->keys, j->adj, j->kinds, j->scale, t, buf);
+        return;
+    }
 #endif
+    forward_task(s, j->qkv, j->bf16, j->out, j->lse, j->keys, j->adj, j->kinds, j->scale, t, buf);
+}
+
+static void backward_one(const dims *s, const job *j, int t, float *buf) {
+#ifdef HAVE_BF16_DOT
+    if (j->bf16) {
+        backward_task_bh(s, j->qkv, j->dout, j->dbf16, j->lse, j->dqkv, j->keys, j->adj, j->kinds, j->scale, t, buf);
+        return;
+    }
+#endif
+    backward_task(s, j->qkv, j->bf16, j->dout, j->dbf16, j->lse, j->dqkv, j->keys, j->adj, j->kinds, j->scale, t,
+                  buf);
+}
+
+/* every (b, branch, head) task, over `threads` OpenMP threads, each with its own work buffer of `per` floats;
+ * returns 1 when a buffer could not be allocated */
+static int run_tasks(const dims *s, size_t per, int threads, void (*one)(const dims *, const job *, int, float *),
+                     const job *j) {
+    const int tasks = s->B * s->nb * s->H;
     int fail = 0;
 #pragma omp parallel num_threads(threads > 0 ? threads : 1) if (threads > 1)
     {
@@ -608,50 +637,32 @@ int lfm_attention_forward(const void *qkv, int bf16, void *out, float *lse, cons
             fail = 1;
         } else {
 #pragma omp for schedule(static)
-            for (int t = 0; t < tasks; t++) {
-#ifdef HAVE_BF16_DOT
-                if (bf16) {
-                    forward_task_bh(&s, qkv, out, lse, keys, adj, kinds, scale, t, buf);
-                    continue;
-                }
-#endif
-                forward_task(&s, qkv, bf16, out, lse, keys, adj, kinds, scale, t, buf);
-            }
+            for (int t = 0; t < tasks; t++) one(s, j, t, buf);
         }
         free(buf);
     }
     return fail;
 }
 
+int lfm_attention_forward(const void *qkv, int bf16, void *out, float *lse, const uint8_t *keys, const uint8_t *adj,
+                          const int *kinds, int B, int N, int nb, int H, int hd, float scale, int threads) {
+    const dims s = make_dims(B, N, nb, H, hd);
+    const job j = {qkv, NULL, out, NULL, lse, keys, adj, kinds, bf16, 0, scale};
+    size_t per = (size_t)4 * s.Np * s.hp + (size_t)s.Np * s.Np + s.Np + 4 * s.hp;
+#ifdef HAVE_BF16_DOT
+    if (bf16) per = forward_floats_bh(&s);
+#endif
+    return run_tasks(&s, per, threads, forward_one, &j);
+}
+
 int lfm_attention_backward(const void *qkv, int bf16, const void *dout, int dbf16, const float *lse, void *dqkv,
                            const uint8_t *keys, const uint8_t *adj, const int *kinds, int B, int N, int nb, int H,
                            int hd, float scale, int threads) {
     const dims s = make_dims(B, N, nb, H, hd);
-    const int tasks = B * nb * H;
+    const job j = {qkv, dout, NULL, dqkv, (float *)lse, keys, adj, kinds, bf16, dbf16, scale};
     size_t per = (size_t)6 * s.Np * s.hp + (size_t)2 * s.Np * s.Np + 2 * s.Np + 4 * s.hp;
 #ifdef HAVE_BF16_DOT
     if (bf16) per = backward_floats_bh(&s);
 #endif
-    int fail = 0;
-#pragma omp parallel num_threads(threads > 0 ? threads : 1) if (threads > 1)
-    {
-        float *buf = buffers(per);
-        if (!buf) {
-#pragma omp atomic write
-            fail = 1;
-        } else {
-#pragma omp for schedule(static)
-            for (int t = 0; t < tasks; t++) {
-#ifdef HAVE_BF16_DOT
-                if (bf16) {
-                    backward_task_bh(&s, qkv, dout, dbf16, lse, dqkv, keys, adj, kinds, scale, t, buf);
-                    continue;
-                }
-#endif
-                backward_task(&s, qkv, bf16, dout, dbf16, lse, dqkv, keys, adj, kinds, scale, t, buf);
-            }
-        }
-        free(buf);
-    }
-    return fail;
+    return run_tasks(&s, per, threads, backward_one, &j);
 }
