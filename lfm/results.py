@@ -90,6 +90,18 @@ def _git_sha() -> str | None:
         return None
 
 
+def _attention(device: str) -> str:
+    """Which attention the model runs on ``device`` (lfm.model.attention_path; the paths agree to float rounding,
+    not bit for bit)."""
+    import torch
+
+    from . import native
+    from .model import attention_path
+
+    path = attention_path(torch.device(device))
+    return f"{path}, bf16 dot products for bf16 inputs" if path == "native" and native.bf16_dot() else path
+
+
 def provenance(device: str | None = None) -> dict:
     """Versions, device, git commit and time: the header of every result file."""
     import numpy
@@ -105,6 +117,7 @@ def provenance(device: str | None = None) -> dict:
         "platform": platform.platform(),
         "device": dev,
         "cpu_threads": torch.get_num_threads(),
+        "attention": _attention(dev),
         "written": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
     if dev.startswith("cuda") and torch.cuda.is_available():
