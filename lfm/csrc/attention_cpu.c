@@ -368,12 +368,27 @@ typedef uint16_t bf16_t;
 
 /* rows of part t of one (b, br, h), bf16, row-major (Np x hp), zero padded */
 static void gather_bh(const dims *s, const bf16_t *qkv, int b, int br, int h, int t, bf16_t *a) {
-    memset(a, 0, sizeof(bf16_t) * (size_t)s->Np * s->hp);
+    const int hp = s->hp, hd = s->hd;
     for (int n = 0; n < s->N; n++) {
         const bf16_t *restrict src = qkv + qkv_at(s, b, n, br, t, h);
-        bf16_t *restrict dst = a + (size_t)n * s->hp;
-        if (s->hd == VW) _mm256_storeu_si256((__m256i *)dst, _mm256_loadu_si256((const __m256i *)src));
-        else for (int d = 0; d < s->hd; d++) dst[d] = src[d];
+        bf16_t *restrict dst = a + (size_t)n * hp;
+        if (hd == VW) {
+            _mm256_storeu_si256((__m256i *)dst, _mm256_loadu_si256((const __m256i *)src));
+        } else {
+            for (int d = 0; d < hd; d++) dst[d] = src[d];
+            for (int d = hd; d < hp; d++) dst[d] = 0;
+        }
+    }
+    memset(a + (size_t)s->N * hp, 0, sizeof(bf16_t) * (size_t)(s->Np - s->N) * hp); /* padding rows */
+}
+
+/* n <= 16 float32 values times scale -> bf16 at out + i (one conversion instruction when n = 16) */
+static inline void store_row_bh(bf16_t *out, size_t i, int n, float scale, const float *src) {
+    if (n == VW) {
+        const __m512 x = _mm512_mul_ps(_mm512_loadu_ps(src), _mm512_set1_ps(scale));
+        _mm256_storeu_si256((__m256i *)(out + i), (__m256i)_mm512_cvtneps_pbh(x));
+    } else {
+        store_row(out, 1, i, n, scale, src);
     }
 }
 
@@ -513,7 +528,7 @@ static void forward_task_bh(const dims *s, const bf16_t *qkv, bf16_t *out, float
     for (int i = 0; i < N; i += 4) {
         weighted4_bh(s, p2 + (size_t)i * Np, Np, 2, N, v2, acc);
         for (int r = 0; r < 4 && i + r < N; r++)
-            store_row(out, 1, out_at(s, b, i + r, br, h), s->hd, 1.f, acc + (size_t)r * hp);
+            store_row_bh(out, out_at(s, b, i + r, br, h), s->hd, 1.f, acc + (size_t)r * hp);
     }
 }
 
@@ -565,15 +580,15 @@ static void backward_task_bh(const dims *s, const bf16_t *qkv, const void *dout,
     for (int i = 0; i < N; i += 4) {
         weighted4_bh(s, ds2 + (size_t)i * Np, Np, 2, N, k2, acc);
         for (int r = 0; r < 4 && i + r < N; r++)
-            store_row(dqkv, 1, qkv_at(s, b, i + r, br, 0, h), s->hd, scale, acc + (size_t)r * hp);
+            store_row_bh(dqkv, qkv_at(s, b, i + r, br, 0, h), s->hd, scale, acc + (size_t)r * hp);
     }
     for (int j = 0; j < N; j += 4) {
         weighted4_bh(s, dst + (size_t)j * 2, 2, (size_t)2 * Np, N, q2, acc);
         for (int r = 0; r < 4 && j + r < N; r++)
-            store_row(dqkv, 1, qkv_at(s, b, j + r, br, 1, h), s->hd, scale, acc + (size_t)r * hp);
+            store_row_bh(dqkv, qkv_at(s, b, j + r, br, 1, h), s->hd, scale, acc + (size_t)r * hp);
         weighted4_bh(s, pt + (size_t)j * 2, 2, (size_t)2 * Np, N, go2, acc);
         for (int r = 0; r < 4 && j + r < N; r++)
-            store_row(dqkv, 1, qkv_at(s, b, j + r, br, 2, h), s->hd, 1.f, acc + (size_t)r * hp);
+            store_row_bh(dqkv, qkv_at(s, b, j + r, br, 2, h), s->hd, 1.f, acc + (size_t)r * hp);
     }
 }
 #endif
