@@ -6,7 +6,8 @@ concat ``(B, N, nb * H * hd)`` the output projection takes: no permute copies, n
 backward (it recomputes the softmax from the saved log-sum-exp), softmax in float32 on float32 or bfloat16 inputs.
 
 Building: the machine's C compiler (``$CC``, else ``cc``, ``gcc``, ``clang``) with ``-O3 -march=native -fopenmp``,
-once per source, compiler, flags and machine, into ``$LFM_NATIVE_CACHE`` (default ``~/.cache/lfm/native``),
+(without ``-fopenmp`` where the compiler has no OpenMP: then one thread per call), once per source, compiler,
+flags and machine, into ``$LFM_NATIVE_CACHE`` (default ``~/.cache/lfm/native``),
 written atomically. With AVX512-BF16 (and ``-march=native`` finding it) bfloat16 inputs take bf16 dot products;
 ``LFM_NATIVE_MARCH=x86-64`` builds the portable code (what a CPU without AVX-512 runs), as the tests do. Where no
 compiler is found or the build fails, :func:`available` is False, says why once, and the model keeps its PyTorch
@@ -69,6 +70,9 @@ def build(force: bool = False) -> Path:
     os.close(fd)
     try:
         r = subprocess.run([cc, *flags(), str(SOURCE), "-o", tmp, "-lm"], capture_output=True, text=True)
+        if r.returncode:  # a compiler without OpenMP (Apple's clang): one thread per call is still the kernel
+            serial = [f for f in flags() if f != "-fopenmp"]
+            r = subprocess.run([cc, *serial, str(SOURCE), "-o", tmp, "-lm"], capture_output=True, text=True)
         if r.returncode:
             raise RuntimeError(f"{Path(cc).name} failed on {SOURCE.name}: {(r.stderr or r.stdout).strip()[:800]}")
         os.replace(tmp, lib)  # atomic: a second process never loads a half-written library

@@ -208,6 +208,17 @@ print(tuple(m(torch.randn(2, 7, 2)).shape))
 """
 
 
+def test_a_compiler_without_openmp_still_builds_the_kernel(tmp_path):
+    """A compiler that rejects -fopenmp (as Apple's clang does): the kernel is built without it and runs."""
+    cc = tmp_path / "cc-no-openmp"
+    cc.write_text('#!/bin/sh\nfor a in "$@"; do [ "$a" = -fopenmp ] && { echo "unsupported option -fopenmp" >&2; '
+                  f'exit 1; }}; done\nexec {native._compiler()} "$@"\n')
+    cc.chmod(0o755)
+    code = FALLBACK.replace("print(ok,", "print(ok, native.bf16_dot() in (True, False),")
+    r = _fresh({"CC": str(cc), "LFM_NATIVE_CACHE": str(tmp_path / "cache")}, code)
+    assert r.returncode == 0 and r.stdout.startswith("True True native"), r.stdout + r.stderr
+
+
 def test_no_compiler_falls_back_to_pytorch_attention(tmp_path):
     """A failing compiler (CC=false, empty cache): a warning naming the failure, the matmul path, a working model."""
     r = _fresh({"CC": "false", "LFM_NATIVE_CACHE": str(tmp_path), "PATH": "/nonexistent"}, FALLBACK)
