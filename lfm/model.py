@@ -85,22 +85,28 @@ class HybridLayer(nn.Module):
         qkv = self.qkv(self.ln1(x)).view(B, N, nb, 3, H, D // H)  # (B, N, nb, 3, H, hd)
         if "native" in masks:  # the fused CPU kernel reads this layout and writes the concat (lfm.native)
             u = native.attention(qkv, *masks["native"], self.branches, (D // H) ** -0.5)  # (B, N, nb*D)
-            x = x + self.drop(self.proj(u))
-            return x + self.drop(self.mlp(self.ln2(x)))
-        q, k, v = qkv.permute(3, 0, 2, 4, 1, 5).unbind(0)  # (B, nb, H, N, hd) each; unbind's backward stacks (a select's fills zeros)
+        else:
+            u = self._torch_attention(qkv, masks)
+        x = x + self.drop(self.proj(u))
+        return x + self.drop(self.mlp(self.ln2(x)))
+
+    def _torch_attention(self, qkv: torch.Tensor, masks: dict) -> torch.Tensor:
+        """Attention in PyTorch ops: the chunked matmul path on a CPU (``masks['blocked']``), SDPA elsewhere.
+        ``qkv`` ``(B, N, nb, 3, H, hd)`` -> ``(B, N, nb * H * hd)``, the concat of the branches."""
+        B, N, nb, _, H, hd = qkv.shape
+        # (B, nb, H, N, hd) each; unbind's backward stacks (a select's backward fills zeros)
+        q, k, v = qkv.permute(3, 0, 2, 4, 1, 5).unbind(0)
         p = self.dropout if self.training else 0.0
         if "blocked" in masks:  # plain matmul attention, both branches in one batched matmul (CPU)
             # contiguous operands (a transposed view makes the CPU's batched matmul several times slower)
-            q, k, v = (q * (D // H) ** -0.5).contiguous(), k.contiguous(), v.contiguous()
+            q, k, v = (q * hd**-0.5).contiguous(), k.contiguous(), v.contiguous()
             if N < SOFTMAX_MIN_KEYS:  # keys padded with zero values (blocked in _chunked_attention)
                 k, v = (F.pad(t, (0, 0, 0, SOFTMAX_MIN_KEYS - N)) for t in (k, v))
             o = _chunked_attention(q, k, v, masks["blocked"], p)  # (B, nb, H, N, hd)
         else:  # fused SDPA kernels (a GPU), one call per branch
             o = torch.stack([F.scaled_dot_product_attention(qi, ki, vi, attn_mask=masks[name], dropout_p=p)
                              for qi, ki, vi, name in zip(q.unbind(1), k.unbind(1), v.unbind(1), self.branches)], 1)
-        u = o.permute(0, 3, 1, 2, 4).reshape(B, N, nb * D)  # (B, N, nb*D) = concat(L, G), heads in order
-        x = x + self.drop(self.proj(u))
-        return x + self.drop(self.mlp(self.ln2(x)))
+        return o.permute(0, 3, 1, 2, 4).reshape(B, N, nb * H * hd)  # concat(L, G), heads in order
 
 
 class LFM(nn.Module):
@@ -227,7 +233,10 @@ def _chunked_attention(q, k, v, blocked, p):
     outs = []
     for qc, kc, vc, *bc in chunks:
         a = (qc @ kc.transpose(-1, -2)).float()  # softmax in float32
-        a = a + bc[0] if len(bc) == 1 and bc[0].dtype != torch.bool else a.masked_fill_(_stack_blocked(bc, N, Nk), -math.inf)
+        if len(bc) == 1 and bc[0].dtype != torch.bool:  # the additive mask
+            a = a + bc[0]
+        else:  # bool masks per branch
+            a = a.masked_fill_(_stack_blocked(bc, N, Nk), -math.inf)
         outs.append(F.dropout(a.softmax(-1).to(vc.dtype), p, p > 0) @ vc)
     return torch.cat(outs) if len(outs) > 1 else outs[0]
 

@@ -32,14 +32,18 @@ import torch
 __all__ = ["attention", "available", "bf16_dot", "why_unavailable", "build"]
 
 SOURCE = Path(__file__).with_name("csrc") / "attention_cpu.c"
+
+
 def flags() -> list[str]:
     """Compiler flags; ``LFM_NATIVE_MARCH`` replaces ``native`` (e.g. ``x86-64`` for the portable code path)."""
     return ["-O3", f"-march={os.environ.get('LFM_NATIVE_MARCH', 'native')}", "-fopenmp", "-fPIC", "-shared"]
 
-_state: dict = {}
+
+_state: dict = {}  # "lib" (the loaded library) or "why" (the reason there is none), set once per process
 
 
 def cache_dir() -> Path:
+    """Where built libraries are kept: ``LFM_NATIVE_CACHE``, else ``$XDG_CACHE_HOME/lfm/native`` (``~/.cache``)."""
     env = os.environ.get("LFM_NATIVE_CACHE")
     if env:
         return Path(env)
@@ -60,8 +64,8 @@ def build(force: bool = False) -> Path:
     cc = _compiler()
     if cc is None:
         raise RuntimeError("no C compiler (set CC, or install gcc / clang) for the fused CPU attention")
-    src = SOURCE.read_bytes()
-    key = hashlib.sha256(src + " ".join([cc, *flags(), platform.machine(), _cpu_id()]).encode()).hexdigest()[:16]
+    src, fl = SOURCE.read_bytes(), flags()
+    key = hashlib.sha256(src + " ".join([cc, *fl, platform.machine(), _cpu_id()]).encode()).hexdigest()[:16]
     lib = cache_dir() / f"attention_cpu-{key}.so"
     if lib.exists() and not force:
         return lib
@@ -69,9 +73,9 @@ def build(force: bool = False) -> Path:
     fd, tmp = tempfile.mkstemp(suffix=".so", dir=lib.parent)
     os.close(fd)
     try:
-        r = subprocess.run([cc, *flags(), str(SOURCE), "-o", tmp, "-lm"], capture_output=True, text=True)
+        r = subprocess.run([cc, *fl, str(SOURCE), "-o", tmp, "-lm"], capture_output=True, text=True)
         if r.returncode:  # a compiler without OpenMP (Apple's clang): one thread per call is still the kernel
-            serial = [f for f in flags() if f != "-fopenmp"]
+            serial = [f for f in fl if f != "-fopenmp"]
             r = subprocess.run([cc, *serial, str(SOURCE), "-o", tmp, "-lm"], capture_output=True, text=True)
         if r.returncode:
             raise RuntimeError(f"{Path(cc).name} failed on {SOURCE.name}: {(r.stderr or r.stdout).strip()[:800]}")

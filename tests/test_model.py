@@ -234,7 +234,7 @@ def test_pe_every_layer_starts_as_the_input_only_model_and_is_used():
         assert (every(x, mask, adj) - base(x, mask, adj)).abs().max() > 1e-3
 
 
-@pytest.mark.parametrize("N", [9, 21, 60])  # on a CPU: bf16 linears, matmul attention (keys padded at N = 9)
+@pytest.mark.parametrize("N", [9, 21, 60])  # on a CPU: bf16 linears and the CPU's attention path (model.attention_path)
 def test_bf16_autocast_keeps_the_shipped_model_accurate(N):
     """The shipped v2 model writes depths with a large constant offset (|z| ~ 23 in normalised units; the loss is
     translation-free): a bf16 decoder rounded them by ~0.1, an error of 10 % of the body size. The decoder runs in

@@ -17,8 +17,9 @@
  * Work is split over (b, branch, head). Each task copies its q, k, v into buffers padded to multiples of 16 (head
  * width and keys; the padding is zero), so all of it stays in the core's cache and the arithmetic runs on 16-float
  * vectors (GCC / Clang vector extensions: AVX-512 registers where the CPU has them, AVX or SSE registers elsewhere;
- * with AVX512-BF16, bf16 inputs take bf16 dot products, see below; with AVX-512, the softmax uses mask registers). Scores are computed for 4 queries x 32 keys at a time, weighted sums of rows for 4 outputs
- * at a time, so that each vector loaded feeds several multiply-adds held in registers.
+ * with AVX512-BF16, bf16 inputs take bf16 dot products, see below; with AVX-512, the softmax uses mask registers).
+ * Scores are computed for 4 queries x 32 keys at a time, weighted sums of rows for 4 outputs at a time, so that
+ * each vector loaded feeds several multiply-adds held in registers.
  */
 #include <math.h>
 #include <stdint.h>
@@ -84,22 +85,7 @@ typedef float v4 __attribute__((vector_size(16)));
 typedef int32_t v8i __attribute__((vector_size(32)));
 typedef int32_t v4i __attribute__((vector_size(16)));
 
-/* horizontal max and sum as trees of halves (a loop over the 16 lanes is a chain of 15 dependent operations) */
-static inline float hmax(v16 a) {
-    v8 lo, hi;
-    memcpy(&lo, &a, 32);
-    memcpy(&hi, (char *)&a + 32, 32);
-    v8i g8 = lo > hi;
-    v8 m8 = (v8)((g8 & (v8i)lo) | (~g8 & (v8i)hi));
-    v4 l4, h4;
-    memcpy(&l4, &m8, 16);
-    memcpy(&h4, (char *)&m8 + 16, 16);
-    v4i g4 = l4 > h4;
-    v4 m4 = (v4)((g4 & (v4i)l4) | (~g4 & (v4i)h4));
-    float x = m4[0] > m4[1] ? m4[0] : m4[1], y = m4[2] > m4[3] ? m4[2] : m4[3];
-    return x > y ? x : y;
-}
-
+/* horizontal sum as a tree of halves (a loop over the 16 lanes is a chain of 15 dependent operations) */
 static inline float hsum(v16 a) {
     v8 lo, hi;
     memcpy(&lo, &a, 32);
@@ -112,8 +98,8 @@ static inline float hsum(v16 a) {
     return (s4[0] + s4[1]) + (s4[2] + s4[3]);
 }
 
-/* e^x for x <= 0 (larger x is taken as 0): x = n ln2 + r (|r| <= ln2 / 2), e^r by its degree-6 Taylor polynomial (relative error < 2e-7),
- * 2^n from the exponent bits; 0 below -87. */
+/* e^x for x <= 0 (larger x is taken as 0): x = n ln2 + r (|r| <= ln2 / 2), e^r by its degree-6 Taylor polynomial
+ * (relative error < 2e-7), 2^n from the exponent bits; 0 below -87. */
 static inline v16 vexp_neg(v16 x) {
     x = vmax(x, splat(-87.f));
     x = -vmax(-x, splat(0.f));
@@ -194,24 +180,16 @@ static inline void weighted_rows4(const dims *s, const float *restrict w, size_t
     }
 }
 
-/* 1 / 0 per key of query i's mask, as floats (zero beyond N) */
-static inline void mask_row(const dims *s, const uint8_t *keys, const uint8_t *adj, int kind, int b, int i,
-                            float *restrict mf) {
-    const uint8_t *restrict m = kind ? adj + ((size_t)b * s->N + i) * s->N : keys + (size_t)b * s->N;
-    for (int j = 0; j < s->N; j++) mf[j] = (float)m[j];
-    for (int j = s->N; j < s->Np; j++) mf[j] = 0.f;
-}
-
 static void *buffers(size_t floats) { /* 64-byte aligned, for the vector loads */
     return aligned_alloc(64, (floats * sizeof(float) + 63) / 64 * 64);
 }
 
-/* Rows i < N of pm hold query i's scores (multiplied by scale first); each becomes its probabilities p_ij (0 for blocked keys and for a
- * query without keys), and lse_row[i] its log-sum-exp (NEG_BIG without keys). With lse given (the backward), the
- * probabilities are exp(s - lse) without a new maximum. */
+/* Rows i < N of pm hold query i's scores (multiplied by scale first); each becomes its probabilities p_ij (0 for
+ * blocked keys and for a query without keys), and lse_row[i] its log-sum-exp (NEG_BIG without keys). With lse given
+ * (the backward), the probabilities are exp(s - lse) without a new maximum. mf is a work row of Np floats.
+ * With AVX-512 the mask bytes become a 16-bit mask register per 16 keys (a masked load: no byte past the row is
+ * read), used to select and to zero; elsewhere they become a row of 1 / 0 floats. */
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
-/* The same with AVX-512 mask registers: the mask bytes become a 16-bit mask per 16 keys (a masked load, so no
- * byte past the row is read), used to select and to zero; the 16-bit masks of the row are kept in mf. */
 static void softmax_rows(const dims *s, float *pm, float *mf, float *lse_row, int given, const uint8_t *keys,
                          const uint8_t *adj, int kind, int b, float scale) {
     const int N = s->N, Np = s->Np, nv = Np / VW;
@@ -248,12 +226,37 @@ static void softmax_rows(const dims *s, float *pm, float *mf, float *lse_row, in
         if (!given) {
             const float total = _mm512_reduce_add_ps(sum);
             const __m512 inv = _mm512_set1_ps(1.f / total);
-            for (int jv = 0; jv < nv; jv++) _mm512_storeu_ps(row + jv * VW, _mm512_mul_ps(_mm512_loadu_ps(row + jv * VW), inv));
+            for (int jv = 0; jv < nv; jv++)
+                _mm512_storeu_ps(row + jv * VW, _mm512_mul_ps(_mm512_loadu_ps(row + jv * VW), inv));
             lse_row[i] = mval + logf(total);
         }
     }
 }
 #else
+/* horizontal max as a tree of halves */
+static inline float hmax(v16 a) {
+    v8 lo, hi;
+    memcpy(&lo, &a, 32);
+    memcpy(&hi, (char *)&a + 32, 32);
+    v8i g8 = lo > hi;
+    v8 m8 = (v8)((g8 & (v8i)lo) | (~g8 & (v8i)hi));
+    v4 l4, h4;
+    memcpy(&l4, &m8, 16);
+    memcpy(&h4, (char *)&m8 + 16, 16);
+    v4i g4 = l4 > h4;
+    v4 m4 = (v4)((g4 & (v4i)l4) | (~g4 & (v4i)h4));
+    float x = m4[0] > m4[1] ? m4[0] : m4[1], y = m4[2] > m4[3] ? m4[2] : m4[3];
+    return x > y ? x : y;
+}
+
+/* 1 / 0 per key of query i's mask, as floats (zero beyond N) */
+static inline void mask_row(const dims *s, const uint8_t *keys, const uint8_t *adj, int kind, int b, int i,
+                            float *restrict mf) {
+    const uint8_t *restrict m = kind ? adj + ((size_t)b * s->N + i) * s->N : keys + (size_t)b * s->N;
+    for (int j = 0; j < s->N; j++) mf[j] = (float)m[j];
+    for (int j = s->N; j < s->Np; j++) mf[j] = 0.f;
+}
+
 static void softmax_rows(const dims *s, float *pm, float *mf, float *lse_row, int given, const uint8_t *keys,
                          const uint8_t *adj, int kind, int b, float scale) {
     const int N = s->N, Np = s->Np, nv = Np / VW;
@@ -505,7 +508,8 @@ static inline void weighted4_bh(const dims *s, const bf16_t *w, size_t wr, size_
 }
 
 static size_t forward_floats_bh(const dims *s) { /* float32 part first (64-byte aligned), then bf16 */
-    return (size_t)s->Np * s->Np + s->Np + 4 * (size_t)s->hp + ((size_t)5 * s->Np * s->hp + (size_t)s->Np * s->Np) / 2 + 16;
+    return (size_t)s->Np * s->Np + s->Np + 4 * (size_t)s->hp +
+           ((size_t)5 * s->Np * s->hp + (size_t)s->Np * s->Np) / 2 + 16;
 }
 
 static void forward_task_bh(const dims *s, const bf16_t *qkv, bf16_t *out, float *lse, const uint8_t *keys,
@@ -576,7 +580,8 @@ static void backward_task_bh(const dims *s, const bf16_t *qkv, const void *dout,
     to_bh(s, dsm, N, 0, ds2);
     to_bh(s, dsm, N, 1, dst);
     to_bh(s, pm, N, 1, pt);
-    /* the scaled score is scale q.k: dq_i = scale sum_j ds_ij k_j, dk_j = scale sum_i ds_ij q_i, dv_j = sum_i p_ij dO_i */
+    /* the scaled score is scale q.k: dq_i = scale sum_j ds_ij k_j, dk_j = scale sum_i ds_ij q_i,
+     * dv_j = sum_i p_ij dO_i */
     for (int i = 0; i < N; i += 4) {
         weighted4_bh(s, ds2 + (size_t)i * Np, Np, 2, N, k2, acc);
         for (int r = 0; r < 4 && i + r < N; r++)
