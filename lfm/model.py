@@ -82,11 +82,22 @@ class HybridLayer(nn.Module):
     def forward(self, x: torch.Tensor, masks: dict[str, torch.Tensor]) -> torch.Tensor:
         B, N, D = x.shape
         H, nb = self.n_heads, len(self.branches)
-        qkv = self.qkv(self.ln1(x)).view(B, N, nb, 3, H, D // H)  # (B, N, nb, 3, H, hd)
-        if "native" in masks:  # the fused CPU kernel reads this layout and writes the concat (lfm.native)
+        # on a CPU with lfm.native: the pointwise work around the linears fused (LayerNorm written in the linears'
+        # dtype; bias + GELU; bias + residual), each one pass forward and one backward
+        fused = "native" in masks and native.pointwise_fits(x, self.ln1, self.ln2, self.qkv, self.proj, *self.mlp[::2])
+        if fused:
+            qkv = native.linear(native.layer_norm(x, self.ln1), self.qkv)
+        else:
+            qkv = self.qkv(self.ln1(x))
+        qkv = qkv.view(B, N, nb, 3, H, D // H)
+        if "native" in masks:  # the fused CPU kernel reads this layout (B, N, nb, 3, H, hd) and writes the concat
             u = native.attention(qkv, *masks["native"], self.branches, (D // H) ** -0.5)  # (B, N, nb*D)
         else:
             u = self._torch_attention(qkv, masks)
+        if fused:  # no dropout here (the kernel path has none)
+            x = native.linear(u, self.proj, residual=x)
+            h = native.linear(native.layer_norm(x, self.ln2), self.mlp[0], gelu=True)
+            return native.linear(h, self.mlp[2], residual=x)
         x = x + self.drop(self.proj(u))
         return x + self.drop(self.mlp(self.ln2(x)))
 
@@ -162,12 +173,19 @@ class LFM(nn.Module):
         x = pe
         for i, layer in enumerate(self.layers):
             if self.pe_proj is not None:
-                x = x + self.pe_proj[i](pe)
+                if path == "native" and native.pointwise_fits(x, self.pe_proj[i]):
+                    x = native.linear(pe, self.pe_proj[i], residual=x)
+                else:
+                    x = x + self.pe_proj[i](pe)
             x = layer(x, masks)
         # the decoder writes the 3D itself: in float32 also under autocast (a bf16 decoder rounded the output
         # enough to raise the v2 model's validation error by 11 %; its cost is 2 N D^2 of the whole forward)
         with torch.autocast(device_type=x.device.type, enabled=False):
-            out = self.decoder(x.float())  # (B, N, 3)
+            x, dec = x.float(), self.decoder
+            if path == "native" and native.pointwise_fits(x, dec[0], dec[1]):  # fused as in HybridLayer
+                out = dec[3](native.linear_gelu(native.layer_norm(x, dec[0]), dec[1]))
+            else:
+                out = dec(x)  # (B, N, 3)
         if self.xy_residual:
             out = out + F.pad(x2d, (0, 1))
         return (out, norm) if return_norm else out

@@ -1,9 +1,15 @@
-"""The fused CPU attention of ``lfm/csrc/attention_cpu.c``: built on first use, called through ctypes.
+"""lfm's CPU kernels (``lfm/csrc``): built on first use into one library, called through ctypes.
 
-:func:`attention` is masked softmax attention of all branches and heads of a :class:`lfm.model.HybridLayer` in one
-call, forward and backward, read straight from the qkv linear's output ``(B, N, nb, 3, H, hd)`` and written as the
-concat ``(B, N, nb * H * hd)`` the output projection takes: no permute copies, no ``N x N`` tensors kept for the
-backward (it recomputes the softmax from the saved log-sum-exp), softmax in float32 on float32 or bfloat16 inputs.
+:func:`attention` (``attention_cpu.c``) is masked softmax attention of all branches and heads of a
+:class:`lfm.model.HybridLayer` in one call, forward and backward, read straight from the qkv linear's output
+``(B, N, nb, 3, H, hd)`` and written as the concat ``(B, N, nb * H * hd)`` the output projection takes: no permute
+copies, no ``N x N`` tensors kept for the backward (it recomputes the softmax from the saved log-sum-exp), softmax in
+float32 on float32 or bfloat16 inputs.
+
+:func:`layer_norm` and :func:`linear_gelu` (``pointwise_cpu.c``) fuse the pointwise work around the linears: the
+LayerNorm writes its output in the dtype the next linear computes in (bf16 under autocast: no cast copy), and the
+MLP's bias + exact GELU is one pass forward and one backward, where the bias gradient is summed too. The matmuls
+stay PyTorch's. Whole step, replay of the v2 stream, 1 thread: +3 % (docs/training.md).
 
 Building: the machine's C compiler (``$CC``, else ``cc``, ``gcc``, ``clang``) with ``-O3 -march=native -fopenmp``,
 (without ``-fopenmp`` where the compiler has no OpenMP: then one thread per call), once per source, compiler,
@@ -11,8 +17,8 @@ flags and machine, into ``$LFM_NATIVE_CACHE`` (default ``~/.cache/lfm/native``),
 written atomically. With AVX512-BF16 (and ``-march=native`` finding it) bfloat16 inputs take bf16 dot products;
 ``LFM_NATIVE_MARCH=x86-64`` builds the portable code (what a CPU without AVX-512 runs), as the tests do. Where no
 compiler is found or the build fails, :func:`available` is False, says why once, and the model keeps its PyTorch
-matmul attention (same numbers within float rounding; ``tests/test_native.py``). ``LFM_NATIVE=0`` turns the kernel
-off.
+matmul attention and ops (same numbers within float rounding; ``tests/test_native.py``,
+``tests/test_native_pointwise.py``). ``LFM_NATIVE=0`` turns the kernels off.
 """
 
 from __future__ import annotations
@@ -29,9 +35,11 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["attention", "available", "bf16_dot", "why_unavailable", "build"]
+__all__ = ["attention", "available", "bf16_dot", "why_unavailable", "build", "layer_norm", "linear", "linear_gelu", "pointwise_fits"]
 
-SOURCE = Path(__file__).with_name("csrc") / "attention_cpu.c"
+CSRC = Path(__file__).with_name("csrc")
+SOURCES = [CSRC / "attention_cpu.c", CSRC / "pointwise_cpu.c"]  # compiled into one library
+HEADERS = [CSRC / "vec.h"]
 
 
 def flags() -> list[str]:
@@ -59,26 +67,28 @@ def _compiler() -> str | None:
 
 
 def build(force: bool = False) -> Path:
-    """Compile the kernel (or find it compiled) and return the shared library's path; raises ``RuntimeError`` with
-    the compiler's message when it cannot."""
+    """Compile the kernels (or find them compiled) and return the shared library's path; raises ``RuntimeError``
+    with the compiler's message when it cannot."""
     cc = _compiler()
     if cc is None:
         raise RuntimeError("no C compiler (set CC, or install gcc / clang) for the fused CPU attention")
-    src, fl = SOURCE.read_bytes(), flags()
+    src, fl = b"".join(f.read_bytes() for f in SOURCES + HEADERS), flags()
     key = hashlib.sha256(src + " ".join([cc, *fl, platform.machine(), _cpu_id()]).encode()).hexdigest()[:16]
-    lib = cache_dir() / f"attention_cpu-{key}.so"
+    lib = cache_dir() / f"lfm_cpu-{key}.so"
     if lib.exists() and not force:
         return lib
     lib.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(suffix=".so", dir=lib.parent)
     os.close(fd)
     try:
-        r = subprocess.run([cc, *fl, str(SOURCE), "-o", tmp, "-lm"], capture_output=True, text=True)
+        srcs = [str(f) for f in SOURCES]
+        r = subprocess.run([cc, *fl, *srcs, "-o", tmp, "-lm"], capture_output=True, text=True)
         if r.returncode:  # a compiler without OpenMP (Apple's clang): one thread per call is still the kernel
             serial = [f for f in fl if f != "-fopenmp"]
-            r = subprocess.run([cc, *serial, str(SOURCE), "-o", tmp, "-lm"], capture_output=True, text=True)
+            r = subprocess.run([cc, *serial, *srcs, "-o", tmp, "-lm"], capture_output=True, text=True)
         if r.returncode:
-            raise RuntimeError(f"{Path(cc).name} failed on {SOURCE.name}: {(r.stderr or r.stdout).strip()[:800]}")
+            names = ", ".join(f.name for f in SOURCES)
+            raise RuntimeError(f"{Path(cc).name} failed on {names}: {(r.stderr or r.stdout).strip()[:800]}")
         os.replace(tmp, lib)  # atomic: a second process never loads a half-written library
     finally:
         if os.path.exists(tmp):
@@ -109,6 +119,15 @@ def _load():
         lib.lfm_attention_backward.argtypes = [p, i, p, i, p, p, p, p, p, i, i, i, i, i, f, i]
         lib.lfm_attention_forward.restype = lib.lfm_attention_backward.restype = i
         lib.lfm_attention_bf16_dot.argtypes, lib.lfm_attention_bf16_dot.restype = [], i
+        lib.lfm_bias_gelu_forward.argtypes = [p, i, p, p, i, i, i]
+        lib.lfm_gelu_backward.argtypes = [p, i, p, i, p, p, i, i, i]
+        lib.lfm_layer_norm_forward.argtypes = [p, p, p, f, p, i, p, p, i, i, i]
+        lib.lfm_layer_norm_backward.argtypes = [p, p, p, p, p, i, p, p, p, i, i, i]
+        lib.lfm_bias_add.argtypes = [p, i, p, p, p, i, i, i]
+        lib.lfm_column_sums.argtypes = [p, i, p, p, i, i, i, i]
+        for fn in ("lfm_bias_gelu_forward", "lfm_gelu_backward", "lfm_layer_norm_forward", "lfm_layer_norm_backward",
+                   "lfm_bias_add", "lfm_column_sums"):
+            getattr(lib, fn).restype = i
         _state["lib"] = lib
     except (RuntimeError, OSError) as e:
         _state["why"] = str(e)
@@ -192,3 +211,151 @@ def attention(qkv: torch.Tensor, keys: torch.Tensor, adjacency: torch.Tensor | N
     else:
         adjacency = adjacency.to(torch.bool).expand(B, N, N).contiguous()
     return _Attention.apply(qkv.contiguous(), keys, adjacency, kinds, float(scale))
+
+
+# ---- the pointwise work around the linears (lfm/csrc/pointwise_cpu.c) ----
+
+fuse_pointwise = True  # False: lfm.model keeps PyTorch's LayerNorm / bias / GELU ops (the tests compare the two)
+
+def _check_rc(rc: int, what: str):
+    if rc:
+        raise MemoryError(f"{what}: no memory for its work buffers")
+
+
+class _Linear(torch.autograd.Function):
+    """``x @ weight.T + bias``, then GELU (``gelu``) or added to the float32 residual stream ``res``; the matmuls are
+    PyTorch's, the bias, GELU and residual one pass of pointwise_cpu.c each way."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, gelu, res):  # x (M, K), weight (C, K) of one dtype; bias (C,), res (M, C) f32
+        lib, threads = _state["lib"], torch.get_num_threads()
+        h = x @ weight.t()  # (M, C), without the bias
+        M, C = h.shape
+        if gelu:
+            out = torch.empty_like(h)
+            _check_rc(lib.lfm_bias_gelu_forward(h.data_ptr(), _DTYPES[h.dtype], bias.data_ptr(), out.data_ptr(), M,
+                                                C, threads), "bias + GELU")
+        else:
+            out = h if res is None else torch.empty(M, C, dtype=torch.float32)
+            _check_rc(lib.lfm_bias_add(h.data_ptr(), _DTYPES[h.dtype], bias.data_ptr(),
+                                       None if res is None else res.data_ptr(), out.data_ptr(), M, C, threads),
+                      "bias")
+        ctx.gelu, ctx.res = gelu, res is not None
+        ctx.save_for_backward(x, weight, h if gelu else None)
+        return out
+
+    @staticmethod
+    def backward(ctx, dout):
+        x, weight, h = ctx.saved_tensors
+        lib, threads = _state["lib"], torch.get_num_threads()
+        dout = dout.contiguous()
+        if dout.dtype not in _DTYPES:
+            dout = dout.float()
+        M, C = dout.shape
+        db = torch.empty(C, dtype=torch.float32)
+        if ctx.gelu:
+            dh = torch.empty_like(h)
+            _check_rc(lib.lfm_gelu_backward(h.data_ptr(), _DTYPES[h.dtype], dout.data_ptr(), _DTYPES[dout.dtype],
+                                            dh.data_ptr(), db.data_ptr(), M, C, threads), "GELU backward")
+        else:  # db and the gradient in the matmuls' dtype, one pass
+            dh = dout if dout.dtype == x.dtype else torch.empty(M, C, dtype=x.dtype)
+            _check_rc(lib.lfm_column_sums(dout.data_ptr(), _DTYPES[dout.dtype], db.data_ptr(),
+                                          None if dh is dout else dh.data_ptr(), _DTYPES[dh.dtype], M, C, threads),
+                      "bias backward")
+        dx = dh @ weight if ctx.needs_input_grad[0] else None
+        dw = dh.t() @ x if ctx.needs_input_grad[1] else None
+        return dx, dw, db, None, (dout if ctx.res else None)
+
+
+class _LayerNorm(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias, eps, out_dtype):  # x (M, D) float32
+        M, D = x.shape
+        y = torch.empty(M, D, dtype=out_dtype)
+        mean, rstd = torch.empty(M), torch.empty(M)
+        _check_rc(_state["lib"].lfm_layer_norm_forward(x.data_ptr(), weight.data_ptr(), bias.data_ptr(), eps,
+                                                       y.data_ptr(), _DTYPES[out_dtype], mean.data_ptr(),
+                                                       rstd.data_ptr(), M, D, torch.get_num_threads()), "LayerNorm")
+        ctx.save_for_backward(x, weight, mean, rstd)
+        return y
+
+    @staticmethod
+    def backward(ctx, dy):
+        x, weight, mean, rstd = ctx.saved_tensors
+        dy = dy.contiguous()
+        if dy.dtype not in _DTYPES:
+            dy = dy.float()
+        M, D = x.shape
+        dx, dw, db = torch.empty_like(x), torch.empty(D), torch.empty(D)
+        _check_rc(_state["lib"].lfm_layer_norm_backward(
+            x.data_ptr(), mean.data_ptr(), rstd.data_ptr(), weight.data_ptr(), dy.data_ptr(), _DTYPES[dy.dtype],
+            dx.data_ptr(), dw.data_ptr(), db.data_ptr(), M, D, torch.get_num_threads()), "LayerNorm backward")
+        return dx, dw, db, None, None
+
+
+def _compute_dtype(x: torch.Tensor) -> torch.dtype | None:
+    """The dtype a linear computes in here (autocast's on the CPU, else x's), or None where the kernels have none."""
+    if x.device.type != "cpu" or x.dtype != torch.float32 and x.dtype not in _DTYPES:
+        return None
+    dt = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else x.dtype
+    return dt if dt in _DTYPES else None
+
+
+def _pointwise_dtype(x: torch.Tensor) -> torch.dtype:
+    if _load() is None:
+        raise RuntimeError(f"lfm's CPU kernels unavailable: {_state['why']}")
+    dt = _compute_dtype(x)
+    if dt is None:
+        raise ValueError(f"the fused CPU pointwise kernels take float32 or bfloat16 on the CPU; got {x.dtype} on "
+                         f"{x.device}" + (" under a float16 autocast" if x.device.type == "cpu" else ""))
+    return dt
+
+
+def pointwise_fits(x: torch.Tensor, *modules: torch.nn.Module) -> bool:
+    """Whether :func:`layer_norm` / :func:`linear_gelu` take ``x`` and these modules: the library built, a CPU
+    tensor, float32 parameters, widths that are multiples of 16 and a float32 or bfloat16 compute dtype."""
+    if not fuse_pointwise or _load() is None or _compute_dtype(x) is None or x.shape[-1] % 16:
+        return False
+    for m in modules:
+        ps = [m.weight, m.bias]
+        if any(p is None or p.dtype != torch.float32 or p.device.type != "cpu" for p in ps):
+            return False
+        if isinstance(m, torch.nn.Linear) and m.out_features % 16:
+            return False
+    return True
+
+
+def layer_norm(x: torch.Tensor, ln: torch.nn.LayerNorm) -> torch.Tensor:
+    """``ln(x)`` for float32 ``x`` ``(..., D)``, written in the dtype the next linear computes in (bfloat16 under
+    the CPU's bf16 autocast: the cast is fused); check :func:`pointwise_fits` first."""
+    if x.dtype != torch.float32 or tuple(ln.normalized_shape) != (x.shape[-1],):
+        raise ValueError(f"layer_norm takes float32 (..., {ln.normalized_shape[0]}); got {x.dtype} "
+                         f"{tuple(x.shape)}")
+    D, dt = x.shape[-1], _pointwise_dtype(x)
+    with torch.autocast("cpu", enabled=False):
+        y = _LayerNorm.apply(x.reshape(-1, D).contiguous(), ln.weight, ln.bias, float(ln.eps), dt)
+    return y.view(x.shape)
+
+
+def linear(x: torch.Tensor, lin: torch.nn.Linear, *, gelu: bool = False, residual: torch.Tensor | None = None):
+    """``lin(x)``, then ``GELU`` (exact) when ``gelu``, or plus the float32 ``residual`` (``x``'s leading shape,
+    ``lin.out_features`` wide); the bias (and GELU or residual) fused into one pass forward and one backward, where
+    the bias gradient is summed too. The matmuls are PyTorch's, in bfloat16 under the CPU's bf16 autocast; the
+    output is in that dtype (float32 with a residual). Check :func:`pointwise_fits` first."""
+    dt, K = _pointwise_dtype(x), x.shape[-1]
+    lead = x.shape[:-1]
+    if residual is not None:
+        if gelu:
+            raise ValueError("linear: gelu and residual do not go together")
+        if residual.dtype != torch.float32 or tuple(residual.shape) != (*lead, lin.out_features):
+            raise ValueError(f"residual must be float32 {(*lead, lin.out_features)}; got {residual.dtype} "
+                             f"{tuple(residual.shape)}")
+        residual = residual.reshape(-1, lin.out_features).contiguous()
+    with torch.autocast("cpu", enabled=False):
+        out = _Linear.apply(x.reshape(-1, K).to(dt).contiguous(), lin.weight.to(dt), lin.bias, gelu, residual)
+    return out.view(*lead, lin.out_features)
+
+
+def linear_gelu(x: torch.Tensor, lin: torch.nn.Linear) -> torch.Tensor:
+    """``GELU(lin(x))``: :func:`linear` with ``gelu=True``."""
+    return linear(x, lin, gelu=True)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import gc
 import hashlib
 import math
 import time
@@ -195,12 +196,18 @@ def setup(model_cfg: ModelConfig | None, cfg: TrainConfig, out_dir, *, splits: d
                                        "architecture.")
     if ctx.world > 1:
         model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
-    fused = device.type == "cuda"  # one kernel for the whole AdamW update on a GPU
+    fused = device.type in ("cuda", "cpu")  # one kernel for the whole AdamW update (CPU: +1.8 % on the v2 stream)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=fused)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=cfg.plateau_factor,
                                                        patience=cfg.plateau_patience)
     val = validation_views({c: splits[c] for c in names}, cfg.val_frames)
     forward = _compiled(model, log=print) if cfg.compile else model
+    # Python's collector walks every live object each full collection: the millions from the imports, the data and
+    # the model never become garbage, so they are moved out of its reach (gc.freeze); each step allocates thousands
+    # of short-lived objects, and the collections they trigger then stay short (replay of the v2 stream, 1 thread:
+    # gc_collect_main was 2-3 % of the step)
+    gc.collect()
+    gc.freeze()
     return Run(model_cfg, cfg, None if out_dir is None else Path(out_dir), device, model, opt, sched, ds, sampler, val,
                train_sets, np.random.default_rng(cfg.seed + 1), _hash_sets(train_sets), proc_ds, proc_sampler, dev,
                proc_dev, ctx, forward, validate=validate, forward_for=forward_for)

@@ -177,6 +177,19 @@ for dtype, tol in ((torch.float32, 2e-5), (torch.bfloat16, 3e-2)):
         ref.sum().backward()
         assert torch.allclose(out.double(), ref, rtol=tol, atol=tol), (dtype, N, hd)
         assert torch.allclose(qkv.grad.double(), x.grad, rtol=tol, atol=tol), (dtype, N, hd)
+import torch.nn.functional as F  # the pointwise kernels (pointwise_cpu.c), whose bf16 stores are portable code here
+ln, lin = torch.nn.LayerNorm(32), torch.nn.Linear(32, 48)
+x = torch.randn(130, 32)
+x[5, 3] = float("nan")  # a NaN stays a NaN through the rounding to bf16
+ref = F.gelu(F.linear(F.layer_norm(x.double(), (32,), ln.weight.double(), ln.bias.double()), lin.weight.double(),
+                      lin.bias.double()))
+for amp, tol in ((False, 1e-5), (True, 1e-2)):
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
+        y = native.linear_gelu(native.layer_norm(x, ln), lin)
+    assert torch.isnan(y[5]).all() and not torch.isnan(y[:5]).any() and not torch.isnan(y[6:]).any()
+    keep = torch.ones(130, dtype=torch.bool)
+    keep[5] = False
+    assert ((y[keep].double() - ref[keep]).norm() / ref[keep].norm()) < tol, amp
 print("ok")
 """
 
@@ -184,7 +197,8 @@ print("ok")
 @pytest.mark.skipif(os.uname().machine != "x86_64", reason="the portable build is checked on x86-64")
 def test_portable_build_without_avx512_matches_the_oracle(tmp_path):
     """The code a CPU without AVX-512 runs (-march=x86-64: the vector extensions lowered to SSE2), in a fresh
-    process with its own cache: float32 and bfloat16 (no bf16 dot products) against the oracle."""
+    process with its own cache: float32 and bfloat16 (no bf16 dot products) against the oracle, attention and the
+    pointwise kernels."""
     r = _fresh({"LFM_NATIVE_MARCH": "x86-64", "LFM_NATIVE_CACHE": str(tmp_path)}, PORTABLE)
     assert r.returncode == 0 and r.stdout.strip().endswith("ok"), r.stdout[-2000:] + r.stderr[-2000:]
 

@@ -21,31 +21,9 @@
  * Scores are computed for 4 queries x 32 keys at a time, weighted sums of rows for 4 outputs at a time, so that
  * each vector loaded feeds several multiply-adds held in registers.
  */
-#include <math.h>
-#include <stdint.h>
-#include <stdlib.h>
-#include <string.h>
-
-typedef float v16 __attribute__((vector_size(64)));
-typedef int32_t v16i __attribute__((vector_size(64)));
+#include "vec.h"
 
 #define NEG_BIG (-1e30f) /* a masked score; exp(NEG_BIG - max) is 0 without infinities */
-#define VW 16
-
-static inline float bf16_to_f32(uint16_t x) {
-    uint32_t u = (uint32_t)x << 16;
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
-
-static inline uint16_t f32_to_bf16(float f) { /* round to nearest even, NaN kept a NaN (branch-free) */
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    const uint32_t nan = (u & 0x7fffffffu) > 0x7f800000u;
-    const uint32_t r = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
-    return (uint16_t)(nan ? (u >> 16) | 0x40u : r);
-}
 
 /* n contiguous values of a float32 or bfloat16 array, from element i, into dst (float32) */
 static inline void load_row(const void *p, int bf16, size_t i, int n, float scale, float *restrict dst) {
@@ -66,55 +44,6 @@ static inline void store_row(void *p, int bf16, size_t i, int n, float scale, co
         float *restrict s = (float *)p + i;
         for (int d = 0; d < n; d++) s[d] = scale * src[d];
     }
-}
-
-static inline v16 splat(float x) { return (v16){x, x, x, x, x, x, x, x, x, x, x, x, x, x, x, x}; }
-
-#ifdef __AVX512F__
-#include <immintrin.h>
-static inline v16 vmax(v16 a, v16 b) { return (v16)_mm512_max_ps((__m512)a, (__m512)b); }
-#else
-static inline v16 vmax(v16 a, v16 b) {
-    v16i gt = a > b;
-    return (v16)((gt & (v16i)a) | (~gt & (v16i)b));
-}
-#endif
-
-typedef float v8 __attribute__((vector_size(32)));
-typedef float v4 __attribute__((vector_size(16)));
-typedef int32_t v8i __attribute__((vector_size(32)));
-typedef int32_t v4i __attribute__((vector_size(16)));
-
-/* horizontal sum as a tree of halves (a loop over the 16 lanes is a chain of 15 dependent operations) */
-static inline float hsum(v16 a) {
-    v8 lo, hi;
-    memcpy(&lo, &a, 32);
-    memcpy(&hi, (char *)&a + 32, 32);
-    v8 s8 = lo + hi;
-    v4 l4, h4;
-    memcpy(&l4, &s8, 16);
-    memcpy(&h4, (char *)&s8 + 16, 16);
-    v4 s4 = l4 + h4;
-    return (s4[0] + s4[1]) + (s4[2] + s4[3]);
-}
-
-/* e^x for x <= 0 (larger x is taken as 0): x = n ln2 + r (|r| <= ln2 / 2), e^r by its degree-6 Taylor polynomial
- * (relative error < 2e-7), 2^n from the exponent bits; 0 below -87. */
-static inline v16 vexp_neg(v16 x) {
-    x = vmax(x, splat(-87.f));
-    x = -vmax(-x, splat(0.f));
-    v16i n = __builtin_convertvector(x * 1.44269504088896341f - 0.5f, v16i); /* round half down (x <= 0) */
-    v16 nf = __builtin_convertvector(n, v16);
-    v16 r = (x - nf * 0.693359375f) + nf * 2.12194440e-4f; /* ln2 in two parts: n ln2 exact */
-    v16 p = splat(1.f / 720.f);
-    p = p * r + 1.f / 120.f;
-    p = p * r + 1.f / 24.f;
-    p = p * r + 1.f / 6.f;
-    p = p * r + 0.5f;
-    p = p * r + 1.f;
-    p = p * r + 1.f;
-    v16i e = (n + 127) << 23;
-    return p * (v16)e;
 }
 
 typedef struct {

@@ -1,0 +1,181 @@
+/* The pointwise work around the matmuls of lfm.model.HybridLayer on a CPU, fused, forward and backward, so that each
+ * tensor is read and written once instead of once per PyTorch op (and no float32 copy of a bfloat16 tensor is made):
+ *
+ *   bias + GELU  h (M, C) = x W^T without its bias, float32 or bfloat16: h += b in place (rounded to h's dtype, kept
+ *                for the backward) and a = GELU(h) (exact: x Phi(x), erf to 1.5e-7); backward dh = da GELU'(h)
+ *                and db = the column sums of dh, in one pass
+ *   bias (+ residual)  the other linears: h += b in place, and r + h into the float32 residual stream r where one
+ *                follows; backward: db = the column sums of the gradient, with its bf16 copy for the matmuls
+ *   LayerNorm    y = (x - mean) rstd gamma + beta, x float32 (M, D), y float32 or bfloat16 (the dtype the next
+ *                linear takes under autocast); backward dx (float32), dgamma, dbeta in one pass
+ *
+ * C and D are multiples of 16 (lfm.native checks; other widths keep PyTorch's ops). Column sums are taken over
+ * fixed blocks of ROWS rows and the blocks' sums added in block order, so no result depends on the thread count.
+ */
+#include "vec.h"
+
+#define ROWS 64
+
+static inline v16 vabs(v16 x) { return (v16)((v16i)x & 0x7fffffff); }
+
+/* erf(u) (Abramowitz & Stegun 7.1.26, |error| < 1.5e-7) and, in *e, e^{-u^2} */
+static inline v16 verf(v16 u, v16 *e) {
+    const v16 a = vabs(u), t = 1.f / (1.f + 0.3275911f * a);
+    const v16 p = t * (0.254829592f + t * (-0.284496736f + t * (1.421413741f + t * (-1.453152027f +
+                                                                                       t * 1.061405429f))));
+    *e = vexp_neg(-(a * a));
+    const v16 r = 1.f - p * *e; /* erf(|u|) */
+    return (v16)((v16i)r | ((v16i)u & (int32_t)0x80000000)); /* erf is odd */
+}
+
+#define SQRT1_2 0.70710678118654752f
+#define INV_SQRT_2PI 0.39894228040143268f
+
+static int blocks(int M) { return (M + ROWS - 1) / ROWS; }
+
+/* the column sums of nblk rows of part (C floats each) -> out, added in row order */
+static void add_blocks(const float *part, int nblk, int C, float *out) {
+    memset(out, 0, sizeof(float) * (size_t)C);
+    for (int k = 0; k < nblk; k++)
+        for (int c = 0; c < C; c++) out[c] += part[(size_t)k * C + c];
+}
+
+int lfm_bias_gelu_forward(void *h, int bf16, const float *bias, void *out, int M, int C, int threads) {
+#pragma omp parallel for num_threads(threads > 0 ? threads : 1) if (threads > 1) schedule(static)
+    for (int k = 0; k < blocks(M); k++) {
+        const int end = (k + 1) * ROWS < M ? (k + 1) * ROWS : M;
+        for (int i = k * ROWS; i < end; i++)
+            for (int c = 0; c < C; c += VW) {
+                const size_t at = (size_t)i * C + c;
+                v16 x = load16(h, bf16, at) + load16(bias, 0, c);
+                store16(h, bf16, at, x);
+                x = load16(h, bf16, at); /* the rounded value the backward sees */
+                v16 e;
+                store16(out, bf16, at, 0.5f * x * (1.f + verf(x * SQRT1_2, &e)));
+            }
+    }
+    return 0;
+}
+
+int lfm_gelu_backward(const void *h, int bf16, const void *dout, int dbf16, void *dh, float *dbias, int M, int C,
+                      int threads) {
+    const int nblk = blocks(M);
+    float *part = malloc(sizeof(float) * (size_t)nblk * C);
+    if (!part) return 1;
+#pragma omp parallel for num_threads(threads > 0 ? threads : 1) if (threads > 1) schedule(static)
+    for (int k = 0; k < nblk; k++) {
+        float *acc = part + (size_t)k * C;
+        memset(acc, 0, sizeof(float) * (size_t)C);
+        const int end = (k + 1) * ROWS < M ? (k + 1) * ROWS : M;
+        for (int i = k * ROWS; i < end; i++)
+            for (int c = 0; c < C; c += VW) {
+                const size_t at = (size_t)i * C + c;
+                const v16 x = load16(h, bf16, at);
+                v16 e;
+                const v16 cdf = 0.5f * (1.f + verf(x * SQRT1_2, &e));
+                const v16 g = load16(dout, dbf16, at) * (cdf + x * e * INV_SQRT_2PI);
+                store16(dh, bf16, at, g);
+                store16(acc, 0, c, load16(acc, 0, c) + g);
+            }
+    }
+    add_blocks(part, nblk, C, dbias);
+    free(part);
+    return 0;
+}
+
+int lfm_layer_norm_forward(const float *x, const float *gamma, const float *beta, float eps, void *y, int ybf16,
+                           float *mean, float *rstd, int M, int D, int threads) {
+#pragma omp parallel for num_threads(threads > 0 ? threads : 1) if (threads > 1) schedule(static)
+    for (int i = 0; i < M; i++) {
+        const float *row = x + (size_t)i * D;
+        v16 s = splat(0.f);
+        for (int c = 0; c < D; c += VW) s += load16(row, 0, c);
+        const float mu = hsum(s) / D;
+        v16 q = splat(0.f);
+        for (int c = 0; c < D; c += VW) {
+            const v16 d = load16(row, 0, c) - mu;
+            q += d * d;
+        }
+        const float r = 1.f / sqrtf(hsum(q) / D + eps);
+        for (int c = 0; c < D; c += VW)
+            store16(y, ybf16, (size_t)i * D + c, (load16(row, 0, c) - mu) * r * load16(gamma, 0, c) + load16(beta, 0, c));
+        mean[i] = mu, rstd[i] = r;
+    }
+    return 0;
+}
+
+int lfm_layer_norm_backward(const float *x, const float *mean, const float *rstd, const float *gamma, const void *dy,
+                            int dybf16, float *dx, float *dgamma, float *dbeta, int M, int D, int threads) {
+    const int nblk = blocks(M);
+    float *part = malloc(sizeof(float) * (size_t)(nblk + 1) * 2 * D), *sum = part + (size_t)nblk * 2 * D;
+    if (!part) return 1;
+#pragma omp parallel for num_threads(threads > 0 ? threads : 1) if (threads > 1) schedule(static)
+    for (int k = 0; k < nblk; k++) {
+        float *pg = part + (size_t)k * 2 * D, *pb = pg + D;
+        memset(pg, 0, sizeof(float) * 2 * (size_t)D);
+        const int end = (k + 1) * ROWS < M ? (k + 1) * ROWS : M;
+        for (int i = k * ROWS; i < end; i++) {
+            const size_t at = (size_t)i * D;
+            const float mu = mean[i], r = rstd[i];
+            v16 s1 = splat(0.f), s2 = s1;
+            for (int c = 0; c < D; c += VW) {
+                const v16 xh = (load16(x, 0, at + c) - mu) * r, gy = load16(dy, dybf16, at + c);
+                const v16 g = gy * load16(gamma, 0, c);
+                s1 += g, s2 += g * xh;
+                store16(pg, 0, c, load16(pg, 0, c) + gy * xh);
+                store16(pb, 0, c, load16(pb, 0, c) + gy);
+            }
+            const float m1 = hsum(s1) / D, m2 = hsum(s2) / D;
+            for (int c = 0; c < D; c += VW) {
+                const v16 xh = (load16(x, 0, at + c) - mu) * r;
+                const v16 g = load16(dy, dybf16, at + c) * load16(gamma, 0, c);
+                store16(dx, 0, at + c, r * (g - m1 - xh * m2));
+            }
+        }
+    }
+    add_blocks(part, nblk, 2 * D, sum); /* (dgamma, dbeta) */
+    memcpy(dgamma, sum, sizeof(float) * (size_t)D);
+    memcpy(dbeta, sum + D, sizeof(float) * (size_t)D);
+    free(part);
+    return 0;
+}
+
+/* h (M, C) += b in place (rounded to h's dtype); with res (float32 (M, C)) given, also out = res + h (float32): a
+ * linear layer's bias and the residual connection after it in one pass */
+int lfm_bias_add(void *h, int bf16, const float *bias, const float *res, float *out, int M, int C, int threads) {
+#pragma omp parallel for num_threads(threads > 0 ? threads : 1) if (threads > 1) schedule(static)
+    for (int k = 0; k < blocks(M); k++) {
+        const int end = (k + 1) * ROWS < M ? (k + 1) * ROWS : M;
+        for (int i = k * ROWS; i < end; i++)
+            for (int c = 0; c < C; c += VW) {
+                const size_t at = (size_t)i * C + c;
+                store16(h, bf16, at, load16(h, bf16, at) + load16(bias, 0, c));
+                if (res) store16(out, 0, at, load16(res, 0, at) + load16(h, bf16, at));
+            }
+    }
+    return 0;
+}
+
+/* the column sums of g (M, C) into sums (float32); with copy given, g is also written there in copy's dtype (the
+ * gradient a bf16 linear takes from a float32 residual stream) */
+int lfm_column_sums(const void *g, int gbf16, float *sums, void *copy, int cbf16, int M, int C, int threads) {
+    const int nblk = blocks(M);
+    float *part = malloc(sizeof(float) * (size_t)nblk * C);
+    if (!part) return 1;
+#pragma omp parallel for num_threads(threads > 0 ? threads : 1) if (threads > 1) schedule(static)
+    for (int k = 0; k < nblk; k++) {
+        float *acc = part + (size_t)k * C;
+        memset(acc, 0, sizeof(float) * (size_t)C);
+        const int end = (k + 1) * ROWS < M ? (k + 1) * ROWS : M;
+        for (int i = k * ROWS; i < end; i++)
+            for (int c = 0; c < C; c += VW) {
+                const size_t at = (size_t)i * C + c;
+                const v16 x = load16(g, gbf16, at);
+                if (copy) store16(copy, cbf16, at, x);
+                store16(acc, 0, c, load16(acc, 0, c) + x);
+            }
+    }
+    add_blocks(part, nblk, C, sums);
+    free(part);
+    return 0;
+}
