@@ -343,12 +343,17 @@ static void row_pairs(const dims *s, const bf16_t *restrict a, bf16_t *restrict 
         }
 }
 
-/* row-major a (Np x hp) -> pairs of columns, at2[((d / 2) Np + n) 2 + d % 2]: 16 rows per vector, over d in pairs */
+/* row-major a (Np x hp) -> pairs of columns, at2[((d / 2) Np + n) 2 + d % 2]: 16 rows per vector, over d in pairs.
+ * A pair (d, d + 1) of a row is one 32-bit word: a transpose of (Np x hp / 2) words, 16 rows per gather. */
 static void col_pairs(const dims *s, const bf16_t *restrict a, bf16_t *restrict at2) {
-    /* a pair (d, d + 1) of a row is one 32-bit word: a transpose of (Np x hp / 2) words */
     const int w = s->hp / 2, Np = s->Np;
-    for (int n = 0; n < Np; n++)
-        for (int p = 0; p < w; p++) memcpy(at2 + ((size_t)p * Np + n) * 2, a + (size_t)n * s->hp + 2 * p, 4);
+    const __m512i rows = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                                            _mm512_set1_epi32(w));
+    for (int n = 0; n < Np; n += VW)
+        for (int p = 0; p < w; p++) {
+            const __m512i x = _mm512_i32gather_epi32(_mm512_add_epi32(rows, _mm512_set1_epi32(n * w + p)), a, 4);
+            _mm512_storeu_si512(at2 + ((size_t)p * Np + n) * 2, x);
+        }
 }
 
 /* float32 (Np x Np, rows >= `rows` taken as 0) -> bf16 row-major (pairs: consecutive columns of a row) or, with
