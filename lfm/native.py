@@ -35,7 +35,8 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["attention", "available", "bf16_dot", "why_unavailable", "build", "layer_norm", "linear", "linear_gelu", "pointwise_fits"]
+__all__ = ["attention", "available", "bf16_dot", "why_unavailable", "build", "layer_norm", "linear", "linear_gelu",
+           "pointwise_fits"]
 
 CSRC = Path(__file__).with_name("csrc")
 SOURCES = [CSRC / "attention_cpu.c", CSRC / "pointwise_cpu.c"]  # compiled into one library

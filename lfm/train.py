@@ -21,6 +21,7 @@ The parts, each usable alone (``bench/bench_train.py`` times :func:`train_step`)
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import gc
@@ -46,7 +47,7 @@ from .losses import procrustes_mse
 from .model import LFM
 from .results import provenance, write_json
 
-__all__ = ["train", "setup", "resume", "run_epochs", "draw_batch", "train_step", "end_epoch", "Run",
+__all__ = ["train", "setup", "resume", "run_epochs", "steady_gc", "draw_batch", "train_step", "end_epoch", "Run",
            "validation_views", "resolve_path", "export_run", "BUDGET_FIELDS", "run_folder"]
 
 BUDGET_FIELDS = ("max_minutes", "max_epochs", "threads", "device")  # may change when a run is continued
@@ -202,12 +203,6 @@ def setup(model_cfg: ModelConfig | None, cfg: TrainConfig, out_dir, *, splits: d
                                                        patience=cfg.plateau_patience)
     val = validation_views({c: splits[c] for c in names}, cfg.val_frames)
     forward = _compiled(model, log=print) if cfg.compile else model
-    # Python's collector walks every live object each full collection: the millions from the imports, the data and
-    # the model never become garbage, so they are moved out of its reach (gc.freeze); each step allocates thousands
-    # of short-lived objects, and the collections they trigger then stay short (replay of the v2 stream, 1 thread:
-    # gc_collect_main was 2-3 % of the step)
-    gc.collect()
-    gc.freeze()
     return Run(model_cfg, cfg, None if out_dir is None else Path(out_dir), device, model, opt, sched, ds, sampler, val,
                train_sets, np.random.default_rng(cfg.seed + 1), _hash_sets(train_sets), proc_ds, proc_sampler, dev,
                proc_dev, ctx, forward, validate=validate, forward_for=forward_for)
@@ -384,6 +379,21 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, out_dir, *, resume: bool = T
     return summary
 
 
+@contextlib.contextmanager
+def steady_gc():
+    """Python's collector walks every tracked object at each full collection: the millions from the imports, the
+    data and the model never become garbage while training, so they are set aside (``gc.freeze``) for the block and
+    the collections the steps' short-lived objects trigger stay short (profile of the v2 stream at 1 thread:
+    ``gc_collect_main`` was 2-3 % of the step). Given back to the collector afterwards (``gc.unfreeze``), so that a
+    process that trains many models (the ablations) frees each one."""
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
 def run_epochs(run: Run, *, progress: bool = False, log=print) -> None:
     """The training loop: epochs of ``cfg.epoch_steps`` steps (:func:`draw_batch`, :func:`train_step`; linear
     warm-up over ``cfg.warmup_steps``), each followed by :func:`end_epoch`, until the run stops (``max_epochs``,
@@ -395,35 +405,37 @@ def run_epochs(run: Run, *, progress: bool = False, log=print) -> None:
         from tqdm import tqdm
 
         bar = tqdm(total=cfg.epoch_steps, leave=False, mininterval=2.0)
-    while st["stopped"] is None:
-        if st["epoch"] >= cfg.max_epochs:
-            st["stopped"] = "max_epochs"
-        elif cfg.max_minutes and st["elapsed_s"] >= 60 * cfg.max_minutes:
-            st["stopped"] = "max_minutes"
-        if st["stopped"]:
-            break
-        run.model.train()
-        losses = []
-        if bar is not None:
-            bar.reset(total=cfg.epoch_steps)
-            bar.set_description(f"epoch {st['epoch'] + 1}")
-        for _ in range(cfg.epoch_steps):
-            if st["step"] < cfg.warmup_steps:  # linear warm-up; ReduceLROnPlateau acts only at epoch ends after it
-                for g in run.opt.param_groups:
-                    g["lr"] = cfg.lr * (st["step"] + 1) / cfg.warmup_steps
-            batch = draw_batch(run)
-            st["samples"] = st.get("samples", 0) + len(batch.category) * run.ctx.world  # global samples seen
-            st["samples_rank"] = st.get("samples_rank", 0) + len(batch.category)  # this process's share
-            forward = run.forward if run.forward_for is None else run.forward_for(run.forward, batch)
-            loss = train_step(forward, run.opt, batch, allow_reflection=cfg.allow_reflection,
-                              procrustes=cfg.procrustes, amp=run.amp)
-            losses.append(run.ctx.mean(loss))  # the global batch's loss
-            st["step"] += 1
+    with steady_gc():
+        while st["stopped"] is None:
+            if st["epoch"] >= cfg.max_epochs:
+                st["stopped"] = "max_epochs"
+            elif cfg.max_minutes and st["elapsed_s"] >= 60 * cfg.max_minutes:
+                st["stopped"] = "max_minutes"
+            if st["stopped"]:
+                break
+            run.model.train()
+            losses = []
             if bar is not None:
-                bar.update()
-                if st["step"] % 20 == 0:
-                    bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}")
-        end_epoch(run, losses, t0, log)
+                bar.reset(total=cfg.epoch_steps)
+                bar.set_description(f"epoch {st['epoch'] + 1}")
+            for _ in range(cfg.epoch_steps):
+                # linear warm-up; ReduceLROnPlateau acts only at epoch ends after it
+                if st["step"] < cfg.warmup_steps:
+                    for g in run.opt.param_groups:
+                        g["lr"] = cfg.lr * (st["step"] + 1) / cfg.warmup_steps
+                batch = draw_batch(run)
+                st["samples"] = st.get("samples", 0) + len(batch.category) * run.ctx.world  # global samples seen
+                st["samples_rank"] = st.get("samples_rank", 0) + len(batch.category)  # this process's share
+                forward = run.forward if run.forward_for is None else run.forward_for(run.forward, batch)
+                loss = train_step(forward, run.opt, batch, allow_reflection=cfg.allow_reflection,
+                                  procrustes=cfg.procrustes, amp=run.amp)
+                losses.append(run.ctx.mean(loss))  # the global batch's loss
+                st["step"] += 1
+                if bar is not None:
+                    bar.update()
+                    if st["step"] % 20 == 0:
+                        bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}")
+            end_epoch(run, losses, t0, log)
     if bar is not None:
         bar.close()
 

@@ -97,3 +97,31 @@ def test_warmup_raises_the_learning_rate_linearly_then_holds_it(tmp_path, monkey
                       device="cpu", lr=2e-3, warmup_steps=4)
     T.train(ModelConfig(d_model=8, n_heads=2, n_layers=1), cfg, tmp_path, progress=False, log=lambda s: None)
     assert seen == pytest.approx([2e-3 * s / 4 for s in (1, 2, 3, 4)] + [2e-3, 2e-3])
+
+
+@needs_mirror
+def test_training_sets_the_long_lived_objects_aside_from_the_collector_and_gives_them_back(tmp_path, monkeypatch):
+    """run_epochs steps with the imports, data and model frozen out of Python's collector (gc.freeze), and unfreezes
+    them when it ends, also when a step fails, so that a process training many models frees each one."""
+    import gc
+
+    import lfm.train as T
+    from lfm.config import ModelConfig, TrainConfig
+
+    os.environ.setdefault("LFM_OFFLINE", "1")
+    frozen, real = [], T.train_step
+    monkeypatch.setattr(T, "train_step", lambda *a, **k: frozen.append(gc.get_freeze_count()) or real(*a, **k))
+    cfg = TrainConfig(categories=("mouse_sleap",), batch_size=4, epoch_steps=2, max_epochs=1, val_frames=4,
+                      device="cpu")
+    T.train(ModelConfig(d_model=8, n_heads=2, n_layers=1), cfg, tmp_path / "a", progress=False, log=lambda s: None)
+    assert len(frozen) == 2 and min(frozen) > 10_000  # the imports alone are tens of thousands of objects
+    assert gc.get_freeze_count() == 0
+
+    def fail(*a, **k):
+        raise RuntimeError("a failing step")
+
+    monkeypatch.setattr(T, "train_step", fail)
+    with pytest.raises(RuntimeError, match="a failing step"):
+        T.train(ModelConfig(d_model=8, n_heads=2, n_layers=1), cfg, tmp_path / "b", progress=False,
+                log=lambda s: None)
+    assert gc.get_freeze_count() == 0

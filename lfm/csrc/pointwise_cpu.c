@@ -97,8 +97,10 @@ int lfm_layer_norm_forward(const float *x, const float *gamma, const float *beta
             q += d * d;
         }
         const float r = 1.f / sqrtf(hsum(q) / D + eps);
-        for (int c = 0; c < D; c += VW)
-            store16(y, ybf16, (size_t)i * D + c, (load16(row, 0, c) - mu) * r * load16(gamma, 0, c) + load16(beta, 0, c));
+        for (int c = 0; c < D; c += VW) {
+            const v16 xh = (load16(row, 0, c) - mu) * r;
+            store16(y, ybf16, (size_t)i * D + c, xh * load16(gamma, 0, c) + load16(beta, 0, c));
+        }
         mean[i] = mu, rstd[i] = r;
     }
     return 0;
