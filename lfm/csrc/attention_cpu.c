@@ -113,13 +113,15 @@ static void *buffers(size_t floats) { /* 64-byte aligned, for the vector loads *
     return aligned_alloc(64, (floats * sizeof(float) + 63) / 64 * 64);
 }
 
-/* Rows i < N of pm hold query i's scores (multiplied by scale first); each becomes its probabilities p_ij (0 for
- * blocked keys and for a query without keys), and lse_row[i] its log-sum-exp (NEG_BIG without keys). With lse given
- * (the backward), the probabilities are exp(s - lse) without a new maximum. mf is a work row of Np floats.
+/* Rows i < N of pm hold query i's scores (multiplied by scale first). In a forward (tot given) each becomes
+ * e_ij = exp(s_ij - m_i) (0 for blocked keys), with its maximum m_i in lse_row[i] and its sum in tot[i] (a query
+ * without keys: a zero row, NEG_BIG and 0): finish_rows turns them into log-sum-exps and 1 / sums (one vector
+ * logarithm and division for 16 rows, not a scalar chain per row) and the outputs are scaled by 1 / sum. In a
+ * backward (tot NULL, lse_row the saved log-sum-exps) each becomes p_ij = exp(s_ij - lse_i). mf is a work row.
  * With AVX-512 the mask bytes become a 16-bit mask register per 16 keys (a masked load: no byte past the row is
  * read), used to select and to zero; elsewhere they become a row of 1 / 0 floats. */
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
-static void softmax_rows(const dims *s, float *pm, float *mf, float *lse_row, int given, const uint8_t *keys,
+static void softmax_rows(const dims *s, float *pm, float *mf, float *lse_row, float *tot, const uint8_t *keys,
                          const uint8_t *adj, int kind, int b, float scale) {
     const int N = s->N, Np = s->Np, nv = Np / VW;
     __mmask16 *ks = (__mmask16 *)mf;
@@ -138,10 +140,11 @@ static void softmax_rows(const dims *s, float *pm, float *mf, float *lse_row, in
             _mm512_storeu_ps(row + jv * VW, x);
             mx = _mm512_max_ps(mx, x);
         }
-        const float mval = given ? lse_row[i] : _mm512_reduce_max_ps(mx);
+        const float mval = tot ? _mm512_reduce_max_ps(mx) : lse_row[i];
         if (mval <= 0.5f * NEG_BIG) {
             for (int jv = 0; jv < nv; jv++) _mm512_storeu_ps(row + jv * VW, _mm512_setzero_ps());
             lse_row[i] = NEG_BIG;
+            if (tot) tot[i] = 0.f;
             continue;
         }
         const v16 mv = splat(mval);
@@ -152,13 +155,7 @@ static void softmax_rows(const dims *s, float *pm, float *mf, float *lse_row, in
             _mm512_storeu_ps(row + jv * VW, e);
             sum = _mm512_add_ps(sum, e);
         }
-        if (!given) {
-            const float total = _mm512_reduce_add_ps(sum);
-            const __m512 inv = _mm512_set1_ps(1.f / total);
-            for (int jv = 0; jv < nv; jv++)
-                _mm512_storeu_ps(row + jv * VW, _mm512_mul_ps(_mm512_loadu_ps(row + jv * VW), inv));
-            lse_row[i] = mval + logf(total);
-        }
+        if (tot) tot[i] = _mm512_reduce_add_ps(sum), lse_row[i] = mval;
     }
 }
 #else
@@ -186,7 +183,7 @@ static inline void mask_row(const dims *s, const uint8_t *keys, const uint8_t *a
     for (int j = s->N; j < s->Np; j++) mf[j] = 0.f;
 }
 
-static void softmax_rows(const dims *s, float *pm, float *mf, float *lse_row, int given, const uint8_t *keys,
+static void softmax_rows(const dims *s, float *pm, float *mf, float *lse_row, float *tot, const uint8_t *keys,
                          const uint8_t *adj, int kind, int b, float scale) {
     const int N = s->N, Np = s->Np, nv = Np / VW;
     const v16 *M = (const v16 *)mf;
@@ -196,7 +193,7 @@ static void softmax_rows(const dims *s, float *pm, float *mf, float *lse_row, in
             for (int jv = 0; jv < nv; jv++) S[jv] *= scale;
         mask_row(s, keys, adj, kind, b, i, mf);
         float m;
-        if (given) {
+        if (!tot) {
             m = lse_row[i];
         } else {
             v16 mx = splat(NEG_BIG);
@@ -206,6 +203,7 @@ static void softmax_rows(const dims *s, float *pm, float *mf, float *lse_row, in
         if (m <= 0.5f * NEG_BIG) {
             for (int jv = 0; jv < nv; jv++) S[jv] = splat(0.f);
             lse_row[i] = NEG_BIG;
+            if (tot) tot[i] = 0.f;
             continue;
         }
         v16 sum = splat(0.f);
@@ -213,15 +211,40 @@ static void softmax_rows(const dims *s, float *pm, float *mf, float *lse_row, in
             S[jv] = vexp_neg(S[jv] - m) * M[jv];
             sum += S[jv];
         }
-        if (!given) {
-            const float total = hsum(sum), inv = 1.f / total;
-            for (int jv = 0; jv < nv; jv++) S[jv] *= inv;
-            lse_row[i] = m + logf(total);
-        }
+        if (tot) tot[i] = hsum(sum), lse_row[i] = m;
     }
 }
 
 #endif
+
+/* log(x) for 16 values x >= 1: x = 2^e m, m in [sqrt(1/2), sqrt(2)), log m = 2 atanh((m - 1) / (m + 1)) by its
+ * series to the 9th power (relative error < 1e-8 there) */
+static inline v16 vlog_ge1(v16 x) {
+    v16i u = (v16i)x, e = ((u >> 23) & 0xff) - 127;
+    v16 m = (v16)((u & 0x7fffff) | 0x3f800000);
+    const v16i big = m > 1.41421356f; /* -1 where m is above sqrt(2): halve it, one more power of 2 */
+    m = (v16)((big & (v16i)(m * 0.5f)) | (~big & (v16i)m));
+    e -= big;
+    const v16 f = (m - 1.f) / (m + 1.f), f2 = f * f;
+    const v16 series = 1.f + f2 * (1.f / 3.f + f2 * (1.f / 5.f + f2 * (1.f / 7.f + f2 * (1.f / 9.f))));
+    return __builtin_convertvector(e, v16) * 0.693147180559945f + 2.f * f * series;
+}
+
+/* after a forward's softmax_rows: rows i < N get lse_row[i] = m_i + log(tot_i) and tot[i] = 1 / tot_i; a query without
+ * keys (tot 0) keeps NEG_BIG and gets 0. mx and tot have Np entries (read 16 at a time; rows >= N unused). */
+static void finish_rows(const dims *s, const float *mx, float *tot, float *lse_row) {
+    for (int i = s->N; i < s->Np; i++) tot[i] = 0.f;
+    for (int i = 0; i < s->Np; i += VW) {
+        v16 t, m;
+        memcpy(&t, tot + i, 64), memcpy(&m, mx + i, 64);
+        const v16i has = t > 0.f;
+        const v16 one = splat(1.f), safe = (v16)((has & (v16i)t) | (~has & (v16i)one));
+        const v16 lse = (v16)((has & (v16i)(m + vlog_ge1(safe))) | (~has & (v16i)splat(NEG_BIG)));
+        const v16 inv = (v16)(has & (v16i)(one / safe));
+        memcpy(tot + i, &inv, 64);
+        for (int r = 0; r < VW && i + r < s->N; r++) lse_row[i + r] = lse[r];
+    }
+}
 
 static void forward_task(const dims *s, const void *qkv, int bf16, void *out, float *lse, const uint8_t *keys,
                          const uint8_t *adj, const int *kinds, float scale, int task, float *buf) {
@@ -229,18 +252,19 @@ static void forward_task(const dims *s, const void *qkv, int bf16, void *out, fl
     const int h = task % H, br = (task / H) % nb, b = task / (H * nb);
     const size_t blk = (size_t)Np * hp;
     float *q = buf, *k = q + blk, *v = k + blk, *kt = v + blk, *pm = kt + blk, *mf = pm + (size_t)Np * Np,
-          *acc = mf + Np;
+          *acc = mf + Np, *mx = acc + 4 * hp, *tot = mx + Np;
     gather(s, qkv, bf16, b, br, h, 0, scale, q);
     gather(s, qkv, bf16, b, br, h, 1, 1.f, k);
     gather(s, qkv, bf16, b, br, h, 2, 1.f, v);
     transpose(s, k, kt);
     float *lse_row = lse + (((size_t)b * nb + br) * H + h) * N;
     for (int i = 0; i < N; i += 4) scores4(s, q + (size_t)i * hp, kt, pm + (size_t)i * Np);
-    softmax_rows(s, pm, mf, lse_row, 0, keys, adj, kinds[br], b, 1.f);
-    for (int i = 0; i < N; i += 4) { /* o_i = sum_j p_ij v_j, four queries at a time */
+    softmax_rows(s, pm, mf, mx, tot, keys, adj, kinds[br], b, 1.f);
+    finish_rows(s, mx, tot, lse_row);
+    for (int i = 0; i < N; i += 4) { /* o_i = sum_j e_ij v_j / sum_j e_ij, four queries at a time */
         weighted_rows4(s, pm + (size_t)i * Np, Np, 1, v, N, (v16 *)acc);
         for (int r = 0; r < 4 && i + r < N; r++)
-            store_row(out, bf16, out_at(s, b, i + r, br, h), s->hd, 1.f, acc + (size_t)r * hv * VW);
+            store_row(out, bf16, out_at(s, b, i + r, br, h), s->hd, tot[i + r], acc + (size_t)r * hv * VW);
     }
 }
 
@@ -265,7 +289,7 @@ static void backward_task(const dims *s, const void *qkv, int bf16, const void *
         scores4(s, q + (size_t)i * hp, kt, pm + (size_t)i * Np);
         scores4(s, go + (size_t)i * hp, vt, dsm + (size_t)i * Np);
     }
-    softmax_rows(s, pm, mf, lrow, 1, keys, adj, kinds[br], b, 1.f);
+    softmax_rows(s, pm, mf, lrow, NULL, keys, adj, kinds[br], b, 1.f);
     for (int i = 0; i < N; i++) {
         v16 *P = (v16 *)(pm + (size_t)i * Np), *DS = (v16 *)(dsm + (size_t)i * Np), dsum = splat(0.f);
         for (int jv = 0; jv < nv; jv++) dsum += P[jv] * DS[jv];
@@ -442,7 +466,7 @@ static inline void weighted4_bh(const dims *s, const bf16_t *w, size_t wr, size_
 }
 
 static size_t forward_floats_bh(const dims *s) { /* float32 part first (64-byte aligned), then bf16 */
-    return (size_t)s->Np * s->Np + s->Np + 4 * (size_t)s->hp +
+    return (size_t)s->Np * s->Np + 3 * (size_t)s->Np + 4 * (size_t)s->hp +
            ((size_t)5 * s->Np * s->hp + (size_t)s->Np * s->Np) / 2 + 16;
 }
 
@@ -451,7 +475,7 @@ static void forward_task_bh(const dims *s, const bf16_t *qkv, bf16_t *out, float
     const int N = s->N, hp = s->hp, Np = s->Np, H = s->H, nb = s->nb;
     const int h = task % H, br = (task / H) % nb, b = task / (H * nb);
     const size_t blk = (size_t)Np * hp;
-    float *pm = buf, *mf = pm + (size_t)Np * Np, *acc = mf + Np;
+    float *pm = buf, *mf = pm + (size_t)Np * Np, *mx = mf + Np, *tot = mx + Np, *acc = tot + Np;
     bf16_t *q = (bf16_t *)(acc + 4 * hp), *k = q + blk, *v = k + blk, *kt2 = v + blk, *v2 = kt2 + blk,
            *p2 = v2 + blk;
     gather_bh(s, qkv, b, br, h, 0, q);
@@ -461,12 +485,13 @@ static void forward_task_bh(const dims *s, const bf16_t *qkv, bf16_t *out, float
     row_pairs(s, v, v2);
     float *lse_row = lse + (((size_t)b * nb + br) * H + h) * N;
     for (int i = 0; i < N; i += 4) scores4_bh(s, q + (size_t)i * hp, kt2, pm + (size_t)i * Np);
-    softmax_rows(s, pm, mf, lse_row, 0, keys, adj, kinds[br], b, scale);
+    softmax_rows(s, pm, mf, mx, tot, keys, adj, kinds[br], b, scale);
+    finish_rows(s, mx, tot, lse_row);
     to_bh(s, pm, N, 0, p2);
     for (int i = 0; i < N; i += 4) {
         weighted4_bh(s, p2 + (size_t)i * Np, Np, 2, N, v2, acc);
         for (int r = 0; r < 4 && i + r < N; r++)
-            store_row_bh(out, out_at(s, b, i + r, br, h), s->hd, 1.f, acc + (size_t)r * hp);
+            store_row_bh(out, out_at(s, b, i + r, br, h), s->hd, tot[i + r], acc + (size_t)r * hp);
     }
 }
 
@@ -504,7 +529,7 @@ static void backward_task_bh(const dims *s, const bf16_t *qkv, const void *dout,
         scores4_bh(s, q + (size_t)i * hp, kt2, pm + (size_t)i * Np);
         scores4_bh(s, go + (size_t)i * hp, vt2, dsm + (size_t)i * Np); /* dO_i . v_j */
     }
-    softmax_rows(s, pm, mf, lrow, 1, keys, adj, kinds[br], b, scale);
+    softmax_rows(s, pm, mf, lrow, NULL, keys, adj, kinds[br], b, scale);
     for (int i = 0; i < N; i++) {
         v16 *P = (v16 *)(pm + (size_t)i * Np), *DS = (v16 *)(dsm + (size_t)i * Np), dsum = splat(0.f);
         for (int jv = 0; jv < nv; jv++) dsum += P[jv] * DS[jv];
@@ -602,7 +627,7 @@ int lfm_attention_forward(const void *qkv, int bf16, void *out, float *lse, cons
                           const int *kinds, int B, int N, int nb, int H, int hd, float scale, int threads) {
     const dims s = make_dims(B, N, nb, H, hd);
     const job j = {qkv, NULL, out, NULL, lse, keys, adj, kinds, bf16, 0, scale};
-    size_t per = (size_t)4 * s.Np * s.hp + (size_t)s.Np * s.Np + s.Np + 4 * s.hp;
+    size_t per = (size_t)4 * s.Np * s.hp + (size_t)s.Np * s.Np + 3 * s.Np + 4 * s.hp;
 #ifdef HAVE_BF16_DOT
     if (bf16) per = forward_floats_bh(&s);
 #endif
