@@ -171,10 +171,12 @@ class LFM(nn.Module):
                                  self.layers[0].branches, path=path)
         pe = self.embed(x2d)  # (B, N, D)
         x = pe
+        pe_in = None  # pe in the linears' dtype, cast once for every layer's projection (the fused path)
         for i, layer in enumerate(self.layers):
             if self.pe_proj is not None:
                 if path == "native" and native.pointwise_fits(x, self.pe_proj[i]):
-                    x = native.linear(pe, self.pe_proj[i], residual=x)
+                    pe_in = native.compute_dtype_of(pe) if pe_in is None else pe_in
+                    x = native.linear(pe_in, self.pe_proj[i], residual=x)
                 else:
                     x = x + self.pe_proj[i](pe)
             x = layer(x, masks)

@@ -36,7 +36,7 @@ from pathlib import Path
 import torch
 
 __all__ = ["attention", "available", "bf16_dot", "why_unavailable", "build", "layer_norm", "linear", "linear_gelu",
-           "pointwise_fits"]
+           "compute_dtype_of", "pointwise_fits"]
 
 CSRC = Path(__file__).with_name("csrc")
 SOURCES = [CSRC / "attention_cpu.c", CSRC / "pointwise_cpu.c"]  # compiled into one library
@@ -310,6 +310,12 @@ def _pointwise_dtype(x: torch.Tensor) -> torch.dtype:
         raise ValueError(f"the fused CPU pointwise kernels take float32 or bfloat16 on the CPU; got {x.dtype} on "
                          f"{x.device}" + (" under a float16 autocast" if x.device.type == "cpu" else ""))
     return dt
+
+
+def compute_dtype_of(x: torch.Tensor) -> torch.Tensor:
+    """``x`` in the dtype :func:`linear` computes in (a no-op outside autocast): a tensor that several linears
+    take is cast once."""
+    return x.to(_pointwise_dtype(x))
 
 
 def pointwise_fits(x: torch.Tensor, *modules: torch.nn.Module) -> bool:
