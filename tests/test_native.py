@@ -118,15 +118,25 @@ def test_model_native_equals_matmul_path(attention, monkeypatch):
         res = {}
         for path in ("native", "matmul"):
             monkeypatch.setattr(M, "attention_path", lambda device, dropout=0.0, p=path: p)
-            m.zero_grad()
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
-                out = m(x, mask, adj)
-            out.square().sum().backward()
-            res[path] = (out.detach(), [p.grad.clone() for p in m.parameters() if p.grad is not None])
-        tol = dict(rtol=1e-4, atol=1e-5) if not amp else dict(rtol=0.05, atol=0.02)
-        torch.testing.assert_close(res["native"][0], res["matmul"][0], **tol)
-        for a, b in zip(res["native"][1], res["matmul"][1]):
-            torch.testing.assert_close(a, b, **(tol if not amp else dict(rtol=0.1, atol=0.05 * float(b.abs().max()))))
+            res[path] = model_output_and_grads(m, x, mask, adj, amp)
+        assert_models_agree(res["native"], res["matmul"], amp)
+
+
+def model_output_and_grads(m, x, mask, adj, amp):
+    """The model's output and its parameters' gradients of sum(output^2), under bf16 autocast when ``amp``."""
+    m.zero_grad()
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
+        out = m(x, mask, adj)
+    out.square().sum().backward()
+    return out.detach(), [p.grad.clone() for p in m.parameters() if p.grad is not None]
+
+
+def assert_models_agree(a, b, amp):
+    """Two (output, gradients) of the same model through two paths: float32 rounding apart, or bf16's."""
+    tol = dict(rtol=1e-4, atol=1e-5) if not amp else dict(rtol=0.05, atol=0.02)
+    torch.testing.assert_close(a[0], b[0], **tol)
+    for ga, gb in zip(a[1], b[1]):
+        torch.testing.assert_close(ga, gb, **(tol if not amp else dict(rtol=0.1, atol=0.05 * float(gb.abs().max()))))
 
 
 def test_model_takes_the_kernel_on_cpu_and_not_with_dropout():

@@ -15,6 +15,8 @@ from lfm.config import ModelConfig
 from lfm.graph import knn_adjacency
 from lfm.model import LFM
 
+from .test_native import assert_models_agree, model_output_and_grads
+
 pytestmark = pytest.mark.skipif(not native.available(), reason=f"no lfm CPU kernels: {native.why_unavailable()}")
 
 
@@ -133,15 +135,8 @@ def test_model_with_fused_pointwise_equals_pytorch_ops(amp, monkeypatch):
     res = {}
     for fused in (True, False):
         monkeypatch.setattr(native, "fuse_pointwise", fused)
-        m.zero_grad()
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
-            out = m(x, mask, adj)
-        out.square().sum().backward()
-        res[fused] = (out.detach(), [p.grad.clone() for p in m.parameters() if p.grad is not None])
-    tol = dict(rtol=1e-4, atol=1e-5) if not amp else dict(rtol=0.05, atol=0.02)
-    torch.testing.assert_close(res[True][0], res[False][0], **tol)
-    for a, b in zip(res[True][1], res[False][1]):
-        torch.testing.assert_close(a, b, **(tol if not amp else dict(rtol=0.1, atol=0.05 * float(b.abs().max()))))
+        res[fused] = model_output_and_grads(m, x, mask, adj, amp)
+    assert_models_agree(res[True], res[False], amp)
 
 
 def test_widths_that_are_not_multiples_of_16_keep_pytorch_ops():

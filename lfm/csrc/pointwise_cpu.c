@@ -40,25 +40,38 @@ static void add_blocks(const float *part, int nblk, int C, float *out) {
         for (int c = 0; c < C; c++) out[c] += part[(size_t)k * C + c];
 }
 
-int lfm_bias_gelu_forward(void *h, int bf16, const float *bias, void *out, int M, int C, int threads) {
+/* h (M, C) += b in place (rounded to h's dtype), then out = GELU(h) in h's dtype (gelu), or out = res + h in float32
+ * (res given): a linear layer's bias with what follows it, in one pass */
+static void bias_pass(void *h, int bf16, const float *bias, int gelu, const float *res, void *out, int M, int C,
+                      int threads) {
 #pragma omp parallel for num_threads(threads > 0 ? threads : 1) if (threads > 1) schedule(static)
     for (int k = 0; k < blocks(M); k++) {
         const int end = (k + 1) * ROWS < M ? (k + 1) * ROWS : M;
         for (int i = k * ROWS; i < end; i++)
             for (int c = 0; c < C; c += VW) {
                 const size_t at = (size_t)i * C + c;
-                v16 x = load16(h, bf16, at) + load16(bias, 0, c);
-                store16(h, bf16, at, x);
-                x = load16(h, bf16, at); /* the rounded value the backward sees */
-                v16 e;
-                store16(out, bf16, at, 0.5f * x * (1.f + verf(x * SQRT1_2, &e)));
+                store16(h, bf16, at, load16(h, bf16, at) + load16(bias, 0, c));
+                const v16 x = load16(h, bf16, at); /* the rounded value the backward sees */
+                if (gelu) {
+                    v16 e;
+                    store16(out, bf16, at, 0.5f * x * (1.f + verf(x * SQRT1_2, &e)));
+                } else if (res) {
+                    store16(out, 0, at, load16(res, 0, at) + x);
+                }
             }
     }
+}
+
+int lfm_bias_gelu_forward(void *h, int bf16, const float *bias, void *out, int M, int C, int threads) {
+    bias_pass(h, bf16, bias, 1, NULL, out, M, C, threads);
     return 0;
 }
 
-int lfm_gelu_backward(const void *h, int bf16, const void *dout, int dbf16, void *dh, float *dbias, int M, int C,
-                      int threads) {
+/* One pass over g (M, C) (float32 or bf16) that sums its columns into sums (float32) and writes into out (out's
+ * dtype; NULL: nothing written) either g itself (h NULL) or g GELU'(h) with h of out's dtype, summing what it writes:
+ * the backward of a bias, or of bias + GELU. */
+static int column_pass(const void *g, int gbf16, const void *h, void *out, int obf16, float *sums, int M, int C,
+                       int threads) {
     const int nblk = blocks(M);
     float *part = malloc(sizeof(float) * (size_t)nblk * C);
     if (!part) return 1;
@@ -70,17 +83,24 @@ int lfm_gelu_backward(const void *h, int bf16, const void *dout, int dbf16, void
         for (int i = k * ROWS; i < end; i++)
             for (int c = 0; c < C; c += VW) {
                 const size_t at = (size_t)i * C + c;
-                const v16 x = load16(h, bf16, at);
-                v16 e;
-                const v16 cdf = 0.5f * (1.f + verf(x * SQRT1_2, &e));
-                const v16 g = load16(dout, dbf16, at) * (cdf + x * e * INV_SQRT_2PI);
-                store16(dh, bf16, at, g);
-                store16(acc, 0, c, load16(acc, 0, c) + g);
+                v16 x = load16(g, gbf16, at);
+                if (h) { /* GELU'(y) = Phi(y) + y phi(y) */
+                    const v16 y = load16(h, obf16, at);
+                    v16 e;
+                    x *= 0.5f * (1.f + verf(y * SQRT1_2, &e)) + y * e * INV_SQRT_2PI;
+                }
+                if (out) store16(out, obf16, at, x);
+                store16(acc, 0, c, load16(acc, 0, c) + x);
             }
     }
-    add_blocks(part, nblk, C, dbias);
+    add_blocks(part, nblk, C, sums);
     free(part);
     return 0;
+}
+
+int lfm_gelu_backward(const void *h, int bf16, const void *dout, int dbf16, void *dh, float *dbias, int M, int C,
+                      int threads) {
+    return column_pass(dout, dbf16, h, dh, bf16, dbias, M, C, threads);
 }
 
 int lfm_layer_norm_forward(const float *x, const float *gamma, const float *beta, float eps, void *y, int ybf16,
@@ -142,42 +162,15 @@ int lfm_layer_norm_backward(const float *x, const float *mean, const float *rstd
     return 0;
 }
 
-/* h (M, C) += b in place (rounded to h's dtype); with res (float32 (M, C)) given, also out = res + h (float32): a
- * linear layer's bias and the residual connection after it in one pass */
+/* h (M, C) += b in place; with res (float32 (M, C)) given, also out = res + h (float32): a linear layer's bias and the
+ * residual connection after it */
 int lfm_bias_add(void *h, int bf16, const float *bias, const float *res, float *out, int M, int C, int threads) {
-#pragma omp parallel for num_threads(threads > 0 ? threads : 1) if (threads > 1) schedule(static)
-    for (int k = 0; k < blocks(M); k++) {
-        const int end = (k + 1) * ROWS < M ? (k + 1) * ROWS : M;
-        for (int i = k * ROWS; i < end; i++)
-            for (int c = 0; c < C; c += VW) {
-                const size_t at = (size_t)i * C + c;
-                store16(h, bf16, at, load16(h, bf16, at) + load16(bias, 0, c));
-                if (res) store16(out, 0, at, load16(res, 0, at) + load16(h, bf16, at));
-            }
-    }
+    bias_pass(h, bf16, bias, 0, res, out, M, C, threads);
     return 0;
 }
 
 /* the column sums of g (M, C) into sums (float32); with copy given, g is also written there in copy's dtype (the
  * gradient a bf16 linear takes from a float32 residual stream) */
 int lfm_column_sums(const void *g, int gbf16, float *sums, void *copy, int cbf16, int M, int C, int threads) {
-    const int nblk = blocks(M);
-    float *part = malloc(sizeof(float) * (size_t)nblk * C);
-    if (!part) return 1;
-#pragma omp parallel for num_threads(threads > 0 ? threads : 1) if (threads > 1) schedule(static)
-    for (int k = 0; k < nblk; k++) {
-        float *acc = part + (size_t)k * C;
-        memset(acc, 0, sizeof(float) * (size_t)C);
-        const int end = (k + 1) * ROWS < M ? (k + 1) * ROWS : M;
-        for (int i = k * ROWS; i < end; i++)
-            for (int c = 0; c < C; c += VW) {
-                const size_t at = (size_t)i * C + c;
-                const v16 x = load16(g, gbf16, at);
-                if (copy) store16(copy, cbf16, at, x);
-                store16(acc, 0, c, load16(acc, 0, c) + x);
-            }
-    }
-    add_blocks(part, nblk, C, sums);
-    free(part);
-    return 0;
+    return column_pass(g, gbf16, NULL, copy, cbf16, sums, M, C, threads);
 }
