@@ -319,9 +319,12 @@ def compute_dtype_of(x: torch.Tensor) -> torch.Tensor:
 
 
 def pointwise_fits(x: torch.Tensor, *modules: torch.nn.Module) -> bool:
-    """Whether :func:`layer_norm` / :func:`linear_gelu` take ``x`` and these modules: the library built, a CPU
-    tensor, float32 parameters, widths that are multiples of 16 and a float32 or bfloat16 compute dtype."""
-    if not fuse_pointwise or _load() is None or _compute_dtype(x) is None or x.shape[-1] % 16:
+    """Whether :func:`layer_norm` / :func:`linear` take the residual stream ``x`` and these modules: the library
+    built, a float32 CPU tensor (a model whose stream is bf16 under autocast, the learned ``positional='mlp'``, keeps
+    PyTorch's ops), float32 parameters, widths that are multiples of 16 and a float32 or bfloat16 compute dtype."""
+    if not fuse_pointwise or _load() is None or x.dtype != torch.float32 or _compute_dtype(x) is None:
+        return False
+    if x.shape[-1] % 16:
         return False
     for m in modules:
         ps = [m.weight, m.bias]

@@ -124,11 +124,14 @@ def test_column_sums_do_not_depend_on_the_thread_count():
     assert all(torch.equal(a, b) for a, b in zip(*res))
 
 
+@pytest.mark.parametrize("positional", ["tpe", "mlp"])
 @pytest.mark.parametrize("amp", [False, True])
-def test_model_with_fused_pointwise_equals_pytorch_ops(amp, monkeypatch):
-    """The whole model (attention kernel in both) with and without the fused LayerNorm / bias + GELU."""
+def test_model_with_fused_pointwise_equals_pytorch_ops(amp, positional, monkeypatch):
+    """The whole model (attention kernel in both) with and without the fused LayerNorm / bias + GELU; the learned
+    positional encoding makes a bf16 residual stream under autocast, which keeps PyTorch's ops."""
     torch.manual_seed(0)
-    m = LFM(ModelConfig(d_model=64, n_heads=4, n_layers=2, pe_every_layer=True, xy_residual=True))
+    m = LFM(ModelConfig(d_model=64, n_heads=4, n_layers=2, pe_every_layer=True, xy_residual=True,
+                        positional=positional))
     x = torch.randn(6, 19, 2)
     mask = torch.rand(6, 19) < 0.8
     adj = knn_adjacency(x, mask, k=3)
