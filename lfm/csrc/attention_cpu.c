@@ -121,6 +121,14 @@ static void *buffers(size_t floats) { /* 64-byte aligned, for the vector loads *
  * With AVX-512 the mask bytes become a 16-bit mask register per 16 keys (a masked load: no byte past the row is
  * read), used to select and to zero; elsewhere they become a row of 1 / 0 floats. */
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+/* keys jv * 16 .. + 15 of a mask row m of N bytes as a mask register (a masked load: no byte past the row) */
+static inline __mmask16 key_mask(const uint8_t *m, int N, int jv) {
+    const int rem = N - jv * VW;
+    const __mmask16 tail = rem >= VW ? (__mmask16)0xffff : (__mmask16)((1u << rem) - 1u);
+    const __m128i mb = _mm_maskz_loadu_epi8(tail, m + (size_t)jv * VW);
+    return _mm_test_epi8_mask(mb, mb);
+}
+
 static void softmax_rows(const dims *s, float *pm, float *mf, float *lse_row, float *tot, const uint8_t *keys,
                          const uint8_t *adj, int kind, int b, float scale) {
     const int N = s->N, Np = s->Np, nv = Np / VW;
@@ -129,22 +137,29 @@ static void softmax_rows(const dims *s, float *pm, float *mf, float *lse_row, fl
     for (int i = 0; i < N; i++) {
         float *row = pm + (size_t)i * Np;
         const uint8_t *m = kind ? adj + ((size_t)b * N + i) * N : keys + (size_t)b * N;
+        if (!tot) { /* a backward: p_ij = exp(scale s_ij - lse_i) where allowed, in one pass */
+            const float l = lse_row[i];
+            const v16 lv = splat(l);
+            for (int jv = 0; jv < nv; jv++) {
+                const __mmask16 k = l <= 0.5f * NEG_BIG ? (__mmask16)0 : key_mask(m, N, jv);
+                const v16 x = (v16)_mm512_mul_ps(_mm512_loadu_ps(row + jv * VW), vs);
+                _mm512_storeu_ps(row + jv * VW, _mm512_maskz_mov_ps(k, (__m512)vexp_neg(x - lv)));
+            }
+            continue;
+        }
         __m512 mx = neg;
         for (int jv = 0; jv < nv; jv++) {
-            const int rem = N - jv * VW;
-            const __mmask16 tail = rem >= VW ? (__mmask16)0xffff : (__mmask16)((1u << rem) - 1u);
-            const __m128i mb = _mm_maskz_loadu_epi8(tail, m + (size_t)jv * VW);
-            const __mmask16 k = _mm_test_epi8_mask(mb, mb);
+            const __mmask16 k = key_mask(m, N, jv);
             ks[jv] = k;
             const __m512 x = _mm512_mask_mov_ps(neg, k, _mm512_mul_ps(_mm512_loadu_ps(row + jv * VW), vs));
             _mm512_storeu_ps(row + jv * VW, x);
             mx = _mm512_max_ps(mx, x);
         }
-        const float mval = tot ? _mm512_reduce_max_ps(mx) : lse_row[i];
+        const float mval = _mm512_reduce_max_ps(mx);
         if (mval <= 0.5f * NEG_BIG) {
             for (int jv = 0; jv < nv; jv++) _mm512_storeu_ps(row + jv * VW, _mm512_setzero_ps());
             lse_row[i] = NEG_BIG;
-            if (tot) tot[i] = 0.f;
+            tot[i] = 0.f;
             continue;
         }
         const v16 mv = splat(mval);
@@ -155,7 +170,7 @@ static void softmax_rows(const dims *s, float *pm, float *mf, float *lse_row, fl
             _mm512_storeu_ps(row + jv * VW, e);
             sum = _mm512_add_ps(sum, e);
         }
-        if (tot) tot[i] = _mm512_reduce_add_ps(sum), lse_row[i] = mval;
+        tot[i] = _mm512_reduce_add_ps(sum), lse_row[i] = mval;
     }
 }
 #else
