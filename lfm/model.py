@@ -82,9 +82,9 @@ class HybridLayer(nn.Module):
     def forward(self, x: torch.Tensor, masks: dict[str, torch.Tensor]) -> torch.Tensor:
         B, N, D = x.shape
         H, nb = self.n_heads, len(self.branches)
-        # on a CPU with lfm.native: the pointwise work around the linears fused (LayerNorm written in the linears'
-        # dtype; bias + GELU; bias + residual), each one pass forward and one backward
-        fused = "native" in masks and native.pointwise_fits(x, self.ln1, self.ln2, self.qkv, self.proj, *self.mlp[::2])
+        # masks["fused"] (LFM.forward): the pointwise work around the linears fused by lfm.native (LayerNorm written
+        # in the linears' dtype; bias + GELU; bias + residual), each one pass forward and one backward
+        fused = masks.get("fused", False)
         if fused:
             qkv = native.linear(native.layer_norm(x, self.ln1), self.qkv)
         else:
@@ -171,26 +171,32 @@ class LFM(nn.Module):
                                  self.layers[0].branches, path=path)
         pe = self.embed(x2d)  # (B, N, D)
         x = pe
-        pe_in = None  # pe in the linears' dtype, cast once for every layer's projection (the fused path)
+        # the CPU kernels' pointwise work around the linears, decided once for every layer and the decoder: where
+        # the attention kernel runs and the residual stream is float32 (native.pointwise_fits)
+        fused = path == "native" and native.pointwise_fits(pe, *self._pointwise_modules())
+        masks["fused"] = fused
+        pe_in = native.compute_dtype_of(pe) if fused and self.pe_proj is not None else pe  # cast once for all layers
         for i, layer in enumerate(self.layers):
             if self.pe_proj is not None:
-                if path == "native" and native.pointwise_fits(x, self.pe_proj[i]):
-                    pe_in = native.compute_dtype_of(pe) if pe_in is None else pe_in
-                    x = native.linear(pe_in, self.pe_proj[i], residual=x)
-                else:
-                    x = x + self.pe_proj[i](pe)
+                x = native.linear(pe_in, self.pe_proj[i], residual=x) if fused else x + self.pe_proj[i](pe)
             x = layer(x, masks)
         # the decoder writes the 3D itself: in float32 also under autocast (a bf16 decoder rounded the output
         # enough to raise the v2 model's validation error by 11 %; its cost is 2 N D^2 of the whole forward)
         with torch.autocast(device_type=x.device.type, enabled=False):
             x, dec = x.float(), self.decoder
-            if path == "native" and native.pointwise_fits(x, dec[0], dec[1]):  # fused as in HybridLayer
-                out = dec[3](native.linear_gelu(native.layer_norm(x, dec[0]), dec[1]))
+            if fused:  # as in HybridLayer
+                out = dec[3](native.linear(native.layer_norm(x, dec[0]), dec[1], gelu=True))
             else:
                 out = dec(x)  # (B, N, 3)
         if self.xy_residual:
             out = out + F.pad(x2d, (0, 1))
         return (out, norm) if return_norm else out
+
+    def _pointwise_modules(self) -> list[nn.Module]:
+        """The LayerNorms and linears whose pointwise work the CPU kernels fuse (all but the decoder's last)."""
+        pe = list(self.pe_proj) if self.pe_proj is not None else []
+        return [m for layer in self.layers for m in (layer.ln1, layer.qkv, layer.proj, layer.ln2, *layer.mlp[::2])] + \
+            pe + [self.decoder[0], self.decoder[1]]
 
     def _check(self, points2d, mask, adjacency):
         if not isinstance(points2d, torch.Tensor) or points2d.dim() != 3 or points2d.shape[-1] != 2:

@@ -6,7 +6,7 @@
 copies, no ``N x N`` tensors kept for the backward (it recomputes the softmax from the saved log-sum-exp), softmax in
 float32 on float32 or bfloat16 inputs.
 
-:func:`layer_norm` and :func:`linear_gelu` (``pointwise_cpu.c``) fuse the pointwise work around the linears: the
+:func:`layer_norm` and :func:`linear` (``pointwise_cpu.c``) fuse the pointwise work around the linears: the
 LayerNorm writes its output in the dtype the next linear computes in (bf16 under autocast: no cast copy), and the
 MLP's bias + exact GELU is one pass forward and one backward, where the bias gradient is summed too. The matmuls
 stay PyTorch's. Whole step, replay of the v2 stream, 1 thread: +3 % (docs/training.md).
@@ -35,7 +35,7 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["attention", "available", "bf16_dot", "why_unavailable", "build", "layer_norm", "linear", "linear_gelu",
+__all__ = ["attention", "available", "bf16_dot", "why_unavailable", "build", "layer_norm", "linear",
            "compute_dtype_of", "pointwise_fits"]
 
 CSRC = Path(__file__).with_name("csrc")
@@ -296,7 +296,7 @@ class _LayerNorm(torch.autograd.Function):
 
 def _compute_dtype(x: torch.Tensor) -> torch.dtype | None:
     """The dtype a linear computes in here (autocast's on the CPU, else x's), or None where the kernels have none."""
-    if x.device.type != "cpu" or x.dtype != torch.float32 and x.dtype not in _DTYPES:
+    if x.device.type != "cpu" or x.dtype not in _DTYPES:
         return None
     dt = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else x.dtype
     return dt if dt in _DTYPES else None
@@ -364,8 +364,3 @@ def linear(x: torch.Tensor, lin: torch.nn.Linear, *, gelu: bool = False, residua
     with torch.autocast("cpu", enabled=False):
         out = _Linear.apply(x.reshape(-1, K).to(dt).contiguous(), lin.weight.to(dt), lin.bias, gelu, residual)
     return out.view(*lead, lin.out_features)
-
-
-def linear_gelu(x: torch.Tensor, lin: torch.nn.Linear) -> torch.Tensor:
-    """``GELU(lin(x))``: :func:`linear` with ``gelu=True``."""
-    return linear(x, lin, gelu=True)

@@ -38,7 +38,7 @@ def _run(fn, x, ln, lin, amp):
 
 
 def _native(x, ln, lin):
-    return native.linear_gelu(native.layer_norm(x, ln), lin)
+    return native.linear(native.layer_norm(x, ln), lin, gelu=True)
 
 
 def _torch(x, ln, lin):
@@ -98,7 +98,7 @@ def test_gelu_is_the_exact_erf_form_over_a_wide_range():
     with torch.no_grad():
         lin.weight.copy_(torch.eye(16)), lin.bias.zero_()
     xi = x.view(-1, 16).clone().requires_grad_()
-    y = native.linear_gelu(xi, lin)
+    y = native.linear(xi, lin, gelu=True)
     (dx,) = torch.autograd.grad(y.sum(), xi)
     xs = x.double().tolist()
     exact = torch.tensor([v * (1 + math.erf(v / math.sqrt(2))) / 2 for v in xs], dtype=torch.float64)
@@ -162,4 +162,4 @@ def test_bad_inputs_are_named():
         native.linear(torch.randn(3, 64), lin, residual=torch.randn(3, 64))
     with pytest.raises(ValueError, match=r"float32 or bfloat16 on the CPU; got torch.float32 on cpu under a float16"):
         with torch.autocast("cpu", dtype=torch.float16):
-            native.linear_gelu(torch.randn(3, 64), lin)
+            native.linear(torch.randn(3, 64), lin, gelu=True)
