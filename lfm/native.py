@@ -116,8 +116,8 @@ def _load():
     try:
         lib = ctypes.CDLL(str(build()))
         p, i, f = ctypes.c_void_p, ctypes.c_int, ctypes.c_float
-        lib.lfm_attention_forward.argtypes = [p, i, p, p, p, p, p, i, i, i, i, i, f, i]
-        lib.lfm_attention_backward.argtypes = [p, i, p, i, p, p, p, p, p, i, i, i, i, i, f, i]
+        lib.lfm_attention_forward.argtypes = [p, i, p, p, p, p, p, i, i, i, i, i, f, i, i]
+        lib.lfm_attention_backward.argtypes = [p, i, p, i, p, p, p, p, p, i, i, i, i, i, f, i, i]
         lib.lfm_attention_forward.restype = lib.lfm_attention_backward.restype = i
         lib.lfm_attention_bf16_dot.argtypes, lib.lfm_attention_bf16_dot.restype = [], i
         lib.lfm_bias_gelu_forward.argtypes = [p, i, p, p, i, i, i]
@@ -155,6 +155,18 @@ def why_unavailable() -> str | None:
 _DTYPES = {torch.float32: 0, torch.bfloat16: 1}
 
 
+# How a local branch attends: "auto" over its graph's edges where they are few (at most 4 a query per 16 keys: the
+# training stream's graphs have 2-5 a query), True always over the edges, False always the dense N x N scores (the
+# tests compare the three). The results agree to rounding: a blocked key adds exactly nothing to a softmax.
+local_sparse: bool | str = "auto"
+
+
+def _sparse_mode() -> int:
+    if local_sparse not in (True, False, "auto"):
+        raise ValueError(f"lfm.native.local_sparse = {local_sparse!r}; use True, False or 'auto'")
+    return -1 if local_sparse == "auto" else int(local_sparse)
+
+
 class _Attention(torch.autograd.Function):
     @staticmethod
     def forward(ctx, qkv, keys, adj, kinds, scale):
@@ -164,11 +176,11 @@ class _Attention(torch.autograd.Function):
         lse = torch.empty(B, nb, H, N, dtype=torch.float32)
         rc = lib.lfm_attention_forward(qkv.data_ptr(), _DTYPES[qkv.dtype], out.data_ptr(), lse.data_ptr(),
                                        keys.data_ptr(), adj.data_ptr(), kinds.data_ptr(), B, N, nb, H, hd,
-                                       scale, torch.get_num_threads())
+                                       scale, torch.get_num_threads(), _sparse_mode())
         if rc:
             raise MemoryError("fused CPU attention: no memory for its work buffers")
         ctx.save_for_backward(qkv, lse, keys, adj, kinds)
-        ctx.scale = scale
+        ctx.scale, ctx.sparse = scale, _sparse_mode()
         return out
 
     @staticmethod
@@ -182,7 +194,7 @@ class _Attention(torch.autograd.Function):
         rc = _state["lib"].lfm_attention_backward(
             qkv.data_ptr(), _DTYPES[qkv.dtype], dout.data_ptr(), _DTYPES[dout.dtype], lse.data_ptr(),
             dqkv.data_ptr(), keys.data_ptr(), adj.data_ptr(), kinds.data_ptr(), B, N, nb, H, hd, ctx.scale,
-            torch.get_num_threads())
+            torch.get_num_threads(), ctx.sparse)
         if rc:
             raise MemoryError("fused CPU attention: no memory for its work buffers")
         return dqkv, None, None, None, None

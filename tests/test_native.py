@@ -35,23 +35,33 @@ def oracle(qkv, keys, adj, branches, scale):
     return torch.stack(outs, 2).reshape(B, N, -1)
 
 
-def case(B, N, H, hd, dtype, seed=0):
+def case(B, N, H, hd, dtype, seed=0, graph=False):
+    """Random q, k, v and masks. The local adjacency: each key allowed with probability 1/2, or (``graph``) a
+    skeleton's few: itself, the chain neighbours i - 1 and i + 1 and one random key (not symmetric)."""
     g = torch.Generator().manual_seed(seed)
     qkv = torch.randn(B, N, 2, 3, H, hd, generator=g).to(dtype)
     keys = torch.rand(B, N, generator=g) > 0.3
     keys[0] = False  # a sample whose global branch has no key at all
-    adj = (torch.rand(B, N, N, generator=g) > 0.5) | torch.eye(N, dtype=torch.bool)
+    if graph:
+        i = torch.arange(N)
+        adj = ((i[:, None] - i[None, :]).abs() <= 1).expand(B, N, N).clone()
+        adj[torch.arange(B)[:, None], i, torch.randint(0, N, (B, N), generator=g)] = True
+    else:
+        adj = (torch.rand(B, N, N, generator=g) > 0.5) | torch.eye(N, dtype=torch.bool)
     if N > 1:
         adj[1, 0] = False  # a query without any local key
     return qkv, keys, adj
 
 
+@pytest.mark.parametrize("graph,sparse", [(False, False), (False, True), (True, True), (True, "auto")])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize("N,hd", [(1, 16), (5, 16), (17, 16), (40, 16), (23, 8), (9, 24), (33, 64)])
-def test_matches_the_float64_oracle(N, hd, dtype):
+def test_matches_the_float64_oracle(N, hd, dtype, graph, sparse, monkeypatch):
     """Outputs and the gradient of qkv, for key counts on and off the 16-key padding and head widths below, at and
-    above 16 (padded to 16 / 32 / 64), in float32 and bfloat16 storage."""
-    qkv, keys, adj = case(3, N, 2, hd, dtype)
+    above 16 (padded to 16 / 32 / 64), in float32 and bfloat16 storage; the local branch dense and over its edges
+    (native.local_sparse), for half of all keys and for a skeleton's few."""
+    monkeypatch.setattr(native, "local_sparse", sparse)
+    qkv, keys, adj = case(3, N, 2, hd, dtype, graph=graph)
     qkv.requires_grad_()
     scale = hd**-0.5
     out = native.attention(qkv, keys, adj, ("local", "global"), scale)
@@ -77,7 +87,9 @@ def test_bf16_dot_products_where_the_cpu_has_them():
         assert native.bf16_dot()
 
 
-def test_queries_without_keys_give_zeros_not_nans():
+@pytest.mark.parametrize("sparse", [False, True])
+def test_queries_without_keys_give_zeros_not_nans(sparse, monkeypatch):
+    monkeypatch.setattr(native, "local_sparse", sparse)
     qkv, keys, adj = case(3, 6, 2, 16, torch.float32)
     keys[:] = False
     adj[:] = False
@@ -87,9 +99,30 @@ def test_queries_without_keys_give_zeros_not_nans():
     assert torch.equal(out, torch.zeros_like(out)) and torch.equal(qkv.grad, torch.zeros_like(qkv))
 
 
-def test_threads_give_the_same_numbers():
-    """Each (sample, branch, head) is one task whatever the thread count, so two threads are bit-identical."""
-    qkv, keys, adj = case(8, 21, 4, 16, torch.bfloat16)
+def _local_out_and_grad(qkv, keys, adj, sparse, monkeypatch):
+    monkeypatch.setattr(native, "local_sparse", sparse)
+    x = qkv.clone().requires_grad_()
+    out = native.attention(x, keys, adj, ("local", "global"), 0.25)
+    out.float().square().sum().backward()
+    return out, x.grad
+
+
+def test_auto_goes_over_the_edges_only_where_they_are_few(monkeypatch):
+    """'auto' gives bit for bit what the edge path gives for a skeleton graph (3-4 keys a query) and what the dense
+    path gives for half of all keys; the two paths differ in their last bits (bf16: the dense path rounds the
+    probabilities to bf16 for its dot products, the edge path keeps float32), so the equalities say which ran."""
+    for graph, expect in ((True, True), (False, False)):
+        qkv, keys, adj = case(4, 40, 2, 16, torch.bfloat16, graph=graph)
+        res = {m: _local_out_and_grad(qkv, keys, adj, m, monkeypatch) for m in (False, True, "auto")}
+        assert not torch.equal(res[True][0], res[False][0])
+        assert torch.equal(res["auto"][0], res[expect][0]) and torch.equal(res["auto"][1], res[expect][1])
+
+
+@pytest.mark.parametrize("graph", [False, True])
+def test_threads_give_the_same_numbers(graph):
+    """Each (sample, branch, head) is one task whatever the thread count, so two threads are bit-identical (a local
+    branch dense, and over its edges)."""
+    qkv, keys, adj = case(8, 21, 4, 16, torch.bfloat16, graph=graph)
     threads = torch.get_num_threads()
     try:
         res = []
@@ -159,6 +192,12 @@ def test_bad_inputs_are_named():
         native.attention(qkv, keys, None, ("local", "global"), 0.25)
     with pytest.raises(ValueError, match="1 branch names for 2"):
         native.attention(qkv, keys, adj, ("global",), 0.25)
+    native.local_sparse = "yes"
+    try:
+        with pytest.raises(ValueError, match=r"lfm.native.local_sparse = 'yes'; use True, False or 'auto'"):
+            native.attention(qkv, keys, adj, ("local", "global"), 0.25)
+    finally:
+        native.local_sparse = "auto"
 
 
 def test_build_is_cached_and_atomic(tmp_path, monkeypatch):
@@ -176,17 +215,20 @@ from lfm import native
 import sys; sys.path.insert(0, "tests")
 from test_native import case, oracle
 assert native.available() and not native.bf16_dot(), native.why_unavailable()
-for dtype, tol in ((torch.float32, 2e-5), (torch.bfloat16, 3e-2)):
-    for N, hd in ((17, 16), (9, 24)):
-        qkv, keys, adj = case(3, N, 2, hd, dtype)
-        qkv.requires_grad_()
-        out = native.attention(qkv, keys, adj, ("local", "global"), hd ** -0.5)
-        out.double().sum().backward()
-        x = qkv.detach().double().requires_grad_()
-        ref = oracle(x, keys, adj, ("local", "global"), hd ** -0.5)
-        ref.sum().backward()
-        assert torch.allclose(out.double(), ref, rtol=tol, atol=tol), (dtype, N, hd)
-        assert torch.allclose(qkv.grad.double(), x.grad, rtol=tol, atol=tol), (dtype, N, hd)
+import itertools
+# the local branch dense (half of all keys), and over its edges (a skeleton graph)
+for (dtype, tol), (sparse, graph), (N, hd) in itertools.product(((torch.float32, 2e-5), (torch.bfloat16, 3e-2)),
+                                                               ((False, False), (True, True)), ((17, 16), (9, 24))):
+    native.local_sparse = sparse
+    qkv, keys, adj = case(3, N, 2, hd, dtype, graph=graph)
+    qkv.requires_grad_()
+    out = native.attention(qkv, keys, adj, ("local", "global"), hd ** -0.5)
+    out.double().sum().backward()
+    x = qkv.detach().double().requires_grad_()
+    ref = oracle(x, keys, adj, ("local", "global"), hd ** -0.5)
+    ref.sum().backward()
+    assert torch.allclose(out.double(), ref, rtol=tol, atol=tol), (dtype, sparse, N, hd)
+    assert torch.allclose(qkv.grad.double(), x.grad, rtol=tol, atol=tol), (dtype, sparse, N, hd)
 import torch.nn.functional as F  # the pointwise kernels (pointwise_cpu.c), whose bf16 stores are portable code here
 ln, lin = torch.nn.LayerNorm(32), torch.nn.Linear(32, 48)
 x = torch.randn(130, 32)

@@ -14,6 +14,9 @@
  *   kinds (nb,)                 0 = global (keys), 1 = local (adj)
  * A query with no key it may attend gets a zero output and passes no gradient.
  *
+ * Local branches with few edges a query (a skeleton, kNN) go over their edges instead of all N x N pairs (the
+ * section "local branches over their edges" below).
+ *
  * Work is split over (b, branch, head). Each task copies its q, k, v into buffers padded to multiples of 16 (head
  * width and keys; the padding is zero), so all of it stays in the core's cache and the arithmetic runs on 16-float
  * vectors (GCC / Clang vector extensions: AVX-512 registers where the CPU has them, AVX or SSE registers elsewhere;
@@ -174,22 +177,6 @@ static void softmax_rows(const dims *s, float *pm, float *mf, float *lse_row, fl
     }
 }
 #else
-/* horizontal max as a tree of halves */
-static inline float hmax(v16 a) {
-    v8 lo, hi;
-    memcpy(&lo, &a, 32);
-    memcpy(&hi, (char *)&a + 32, 32);
-    v8i g8 = lo > hi;
-    v8 m8 = (v8)((g8 & (v8i)lo) | (~g8 & (v8i)hi));
-    v4 l4, h4;
-    memcpy(&l4, &m8, 16);
-    memcpy(&h4, (char *)&m8 + 16, 16);
-    v4i g4 = l4 > h4;
-    v4 m4 = (v4)((g4 & (v4i)l4) | (~g4 & (v4i)h4));
-    float x = m4[0] > m4[1] ? m4[0] : m4[1], y = m4[2] > m4[3] ? m4[2] : m4[3];
-    return x > y ? x : y;
-}
-
 /* 1 / 0 per key of query i's mask, as floats (zero beyond N) */
 static inline void mask_row(const dims *s, const uint8_t *keys, const uint8_t *adj, int kind, int b, int i,
                             float *restrict mf) {
@@ -324,6 +311,252 @@ static void backward_task(const dims *s, const void *qkv, int bf16, const void *
         weighted_rows4(s, pm + j, 1, Np, go, N, (v16 *)acc);
         for (int r = 0; r < 4 && j + r < N; r++)
             store_row(dqkv, bf16, qkv_at(s, b, j + r, br, 2, h), s->hd, 1.f, acc + (size_t)r * hp);
+    }
+}
+
+/* ---- local branches over their edges ----
+ * A local branch lets each query attend its graph neighbours: 2-5 keys a query on the training stream (the rig, its
+ * motion tree, kNN), where the dense tasks above compute all N x Np scores (16 x the edges on the v2 stream). The
+ * tasks below visit only the allowed pairs: the same softmax (in float32 from q, k, v as stored), outputs and
+ * gradients, at a cost in the edges. Dot products run 16 edges at a time (sums16), the exponentials too (each edge's
+ * query maximum or log-sum-exp fetched by by_edge), the maxima and sums per query are short scalar loops. A thread
+ * builds a sample's edge lists once for its heads (cached_edges). `sparse` (the entry points' argument) picks:
+ * 0 dense, 1 these, -1 these where a sample's edges are few (sparse_task). */
+
+#if defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 12)
+#define SHUF(a, b, ...) __builtin_shufflevector(a, b, __VA_ARGS__)
+#else
+#define SHUF(a, b, ...) __builtin_shuffle(a, b, (v16i){__VA_ARGS__})
+#endif
+
+/* the sums of 16 vectors: lane l = the sum of x[l]'s lanes (15 pairwise steps of two shuffles and an add, where 16
+ * horizontal sums take 60 of each) */
+static inline v16 sums16(const v16 *x) {
+    v16 y[8], z[4], w[2];
+    for (int k = 0; k < 8; k++)
+        y[k] = SHUF(x[2 * k], x[2 * k + 1], 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23) +
+               SHUF(x[2 * k], x[2 * k + 1], 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+    for (int k = 0; k < 4; k++)
+        z[k] = SHUF(y[2 * k], y[2 * k + 1], 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27) +
+               SHUF(y[2 * k], y[2 * k + 1], 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31);
+    for (int k = 0; k < 2; k++)
+        w[k] = SHUF(z[2 * k], z[2 * k + 1], 0, 1, 4, 5, 8, 9, 12, 13, 16, 17, 20, 21, 24, 25, 28, 29) +
+               SHUF(z[2 * k], z[2 * k + 1], 2, 3, 6, 7, 10, 11, 14, 15, 18, 19, 22, 23, 26, 27, 30, 31);
+    return SHUF(w[0], w[1], 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30) +
+           SHUF(w[0], w[1], 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+}
+
+/* n <= 16 floats from p (the other lanes `fill`), and back: masked loads and stores with AVX-512 (nothing beyond n
+ * is read or written) */
+static inline v16 load_part(const float *p, int n, float fill) {
+#if defined(__AVX512F__)
+    return (v16)_mm512_mask_loadu_ps(_mm512_set1_ps(fill), (__mmask16)((1u << n) - 1u), p);
+#else
+    v16 r = splat(fill);
+    memcpy(&r, p, sizeof(float) * (size_t)n);
+    return r;
+#endif
+}
+
+static inline void store_part(float *p, int n, v16 x) {
+#if defined(__AVX512F__)
+    _mm512_mask_storeu_ps(p, (__mmask16)((1u << n) - 1u), (__m512)x);
+#else
+    memcpy(p, &x, sizeof(float) * (size_t)n);
+#endif
+}
+
+/* hd values from element i of a float32 or bfloat16 array, times scale, into a row of hp floats (zero beyond hd),
+ * 16 at a time (one conversion instruction each) */
+static inline void load16_row(const void *p, int bf16, size_t i, int hd, int hp, float scale, float *restrict dst) {
+    const int full = hd / VW * VW;
+    const v16 sc = splat(scale);
+    for (int d = 0; d < full; d += VW) *(v16 *)(dst + d) = load16(p, bf16, i + d) * sc;
+    if (full < hp) {
+        *(v16 *)(dst + full) = splat(0.f);
+        load_row(p, bf16, i + full, hd - full, scale, dst + full);
+    }
+}
+
+/* hd values of a float32 row times scale to element i of a float32 or bfloat16 array, 16 at a time */
+static inline void store16_row(void *p, int bf16, size_t i, int hd, float scale, const float *restrict src) {
+    const int full = hd / VW * VW;
+    for (int d = 0; d < full; d += VW) store16(p, bf16, i + d, *(const v16 *)(src + d) * scale);
+    if (full < hd) store_row(p, bf16, i + full, hd - full, scale, src + full);
+}
+
+/* as gather, 16 values at a time */
+static void gather16(const dims *s, const void *qkv, int bf16, int b, int br, int h, int t, float scale, float *a) {
+    for (int n = 0; n < s->N; n++)
+        load16_row(qkv, bf16, qkv_at(s, b, n, br, t, h), s->hd, s->hp, scale, a + (size_t)n * s->hp);
+    memset(a + (size_t)s->N * s->hp, 0, sizeof(float) * (size_t)(s->Np - s->N) * s->hp);
+}
+
+/* the edges of sample b's local mask (adj rows of N bytes): query src[e] attends key nbr[e]; query i's edges are
+ * off[i] .. off[i + 1] - 1, in increasing key order. Padded with (0, 0) edges to a multiple of 16; returns the
+ * number of edges. */
+static int edges_of(const dims *s, const uint8_t *adj, int b, int *restrict off, int *restrict src,
+                    int *restrict nbr) {
+    const int N = s->N;
+    int e = 0;
+    for (int i = 0; i < N; i++) {
+        off[i] = e;
+        const uint8_t *m = adj + ((size_t)b * N + i) * N;
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        for (int jv = 0; jv * VW < N; jv++)
+            for (unsigned k = key_mask(m, N, jv); k; k &= k - 1) src[e] = i, nbr[e++] = jv * VW + __builtin_ctz(k);
+#else
+        for (int j = 0; j < N; j++) src[e] = i, nbr[e] = j, e += m[j] != 0;
+#endif
+    }
+    off[N] = e;
+    for (int p = e; p % VW; p++) src[p] = nbr[p] = 0;
+    return e;
+}
+
+/* out[e] = a[src[e]] . b[nbr[e]] for the E edges (rows of hp floats), 16 edges at a time (out padded to 16) */
+static void edge_dots(const dims *s, const float *a, const float *b, const int *src, const int *nbr, int E,
+                      float *out) {
+    const int hp = s->hp, hv = hp / VW;
+    for (int e0 = 0; e0 < E; e0 += VW) {
+        v16 x[VW];
+        for (int l = 0; l < VW; l++) {
+            const v16 *A = (const v16 *)(a + (size_t)src[e0 + l] * hp), *B = (const v16 *)(b + (size_t)nbr[e0 + l] * hp);
+            v16 p = A[0] * B[0];
+            for (int dv = 1; dv < hv; dv++) p += A[dv] * B[dv];
+            x[l] = p;
+        }
+        *(v16 *)(out + e0) = sums16(x);
+    }
+}
+
+/* per_query[src[0..15]]: a value of each edge's query (a gather, not 16 scalar stores that a vector load would
+ * wait on) */
+static inline v16 by_edge(const float *per_query, const int *src) {
+#if defined(__AVX512F__)
+    return (v16)_mm512_i32gather_ps(_mm512_loadu_si512(src), per_query, 4);
+#else
+    v16 r;
+    for (int l = 0; l < VW; l++) r[l] = per_query[src[l]];
+    return r;
+#endif
+}
+
+/* acc (hv vectors) = sum over the c edges of w[t] rows[J[t]] */
+static inline void weighted_edges(int hv, int hp, const float *restrict w, const int *restrict J, int c,
+                                  const float *restrict rows, v16 *restrict acc) {
+    if (hv == 1) {
+        v16 a = splat(0.f), a2 = a;
+        int t = 0;
+        for (; t + 1 < c; t += 2)
+            a += splat(w[t]) * *(const v16 *)(rows + (size_t)J[t] * hp),
+            a2 += splat(w[t + 1]) * *(const v16 *)(rows + (size_t)J[t + 1] * hp);
+        if (t < c) a += splat(w[t]) * *(const v16 *)(rows + (size_t)J[t] * hp);
+        acc[0] = a + a2;
+        return;
+    }
+    for (int dv = 0; dv < hv; dv++) acc[dv] = splat(0.f);
+    for (int t = 0; t < c; t++) {
+        const v16 *R = (const v16 *)(rows + (size_t)J[t] * hp), x = splat(w[t]);
+        for (int dv = 0; dv < hv; dv++) acc[dv] += x * R[dv];
+    }
+}
+
+/* the work buffer of one local task over its edges (floats): 6 blocks of rows, 3 edge arrays, 2 of queries */
+static size_t sparse_floats(const dims *s) {
+    return (size_t)6 * s->Np * s->hp + (size_t)3 * ((size_t)s->Np * s->Np + VW) + 2 * (size_t)s->Np +
+           4 * (size_t)s->hp;
+}
+
+/* A thread's edge lists of the sample it works on, kept past its work buffer for the sample's next heads (tasks of
+ * one sample are consecutive): [sample, E, off (N + 1), src, nbr (N^2 + 16 each)] ints */
+static size_t edge_cache_floats(const dims *s) { return 2 + (size_t)s->Np + 1 + 2 * ((size_t)s->Np * s->Np + VW); }
+
+static int cached_edges(const dims *s, const uint8_t *adj, int b, int *cache, int **off, int **src, int **nbr) {
+    *off = cache + 2, *src = *off + s->Np + 1, *nbr = *src + (size_t)s->Np * s->Np + VW;
+    if (cache[0] != b) cache[1] = edges_of(s, adj, b, *off, *src, *nbr), cache[0] = b;
+    return cache[1];
+}
+
+static void forward_sparse(const dims *s, const void *qkv, int bf16, void *out, float *lse, const uint8_t *adj,
+                           float scale, int b, int br, int h, float *buf, int *cache) {
+    const int N = s->N, hp = s->hp, Np = s->Np, H = s->H, nb = s->nb, hv = hp / VW;
+    const size_t blk = (size_t)Np * hp, ecap = (size_t)Np * Np + VW;
+    float *q = buf, *k = q + blk, *v = k + blk, *sc = v + blk, *mx = sc + ecap, *tot = mx + Np, *acc = tot + Np;
+    int *off, *src, *nbr;
+    const int E = cached_edges(s, adj, b, cache, &off, &src, &nbr);
+    gather16(s, qkv, bf16, b, br, h, 0, scale, q);
+    gather16(s, qkv, bf16, b, br, h, 1, 1.f, k);
+    gather16(s, qkv, bf16, b, br, h, 2, 1.f, v);
+    edge_dots(s, q, k, src, nbr, E, sc);
+    /* e_ij = exp(s_ij - m_i) in place, 16 edges at a time; the maxima and sums per query are short scalar loops
+     * (2-5 edges a query), the exponentials need no horizontal reduction */
+    for (int i = 0; i < N; i++) {
+        float m = NEG_BIG;
+        for (int t = off[i]; t < off[i + 1]; t++) m = sc[t] > m ? sc[t] : m;
+        mx[i] = m;
+    }
+    for (int e0 = 0; e0 < E; e0 += VW) *(v16 *)(sc + e0) = vexp_neg(*(v16 *)(sc + e0) - by_edge(mx, src + e0));
+    for (int i = 0; i < N; i++) {
+        float sum = 0.f;
+        for (int t = off[i]; t < off[i + 1]; t++) sum += sc[t];
+        tot[i] = sum;
+    }
+    finish_rows(s, mx, tot, lse + (((size_t)b * nb + br) * H + h) * N);
+    for (int i = 0; i < N; i++) { /* o_i = sum_j e_ij v_j / sum_j e_ij */
+        weighted_edges(hv, hp, sc + off[i], nbr + off[i], off[i + 1] - off[i], v, (v16 *)acc);
+        store16_row(out, bf16, out_at(s, b, i, br, h), s->hd, tot[i], acc);
+    }
+}
+
+/* p_ij = exp(s_ij - lse_i), dp_ij = dO_i . v_j, ds_ij = p_ij (dp_ij - sum_j p_ij dp_ij); dq_i = scale sum_j ds_ij
+ * k_j, dk_j = sum_i ds_ij (scaled q_i), dv_j = sum_i p_ij dO_i */
+static void backward_sparse(const dims *s, const void *qkv, int bf16, const void *dout, int dbf16,
+                            const float *lse, void *dqkv, const uint8_t *adj, float scale, int b, int br, int h,
+                            float *buf, int *cache) {
+    const int N = s->N, hp = s->hp, Np = s->Np, H = s->H, nb = s->nb, hv = hp / VW;
+    const size_t blk = (size_t)Np * hp, ecap = (size_t)Np * Np + VW;
+    float *q = buf, *k = q + blk, *v = k + blk, *go = v + blk, *dk = go + blk, *dv = dk + blk, *p = dv + blk,
+          *ds = p + ecap, *lq = ds + ecap, *acc = lq + Np;
+    int *off, *src, *nbr;
+    const int E = cached_edges(s, adj, b, cache, &off, &src, &nbr);
+    gather16(s, qkv, bf16, b, br, h, 0, scale, q);
+    gather16(s, qkv, bf16, b, br, h, 1, 1.f, k);
+    gather16(s, qkv, bf16, b, br, h, 2, 1.f, v);
+    for (int n = 0; n < N; n++) load16_row(dout, dbf16, out_at(s, b, n, br, h), s->hd, hp, 1.f, go + (size_t)n * hp);
+    memset(go + (size_t)N * hp, 0, sizeof(float) * (size_t)(Np - N) * hp);
+    memset(dk, 0, sizeof(float) * 2 * blk);
+    edge_dots(s, q, k, src, nbr, E, p);
+    edge_dots(s, go, v, src, nbr, E, ds);
+    /* p = exp(s - lse) and ds = p (dp - D) 16 edges at a time (lq: each query's lse, then its D) */
+    const float *lse_row = lse + (((size_t)b * nb + br) * H + h) * N;
+    for (int i = 0; i < N; i++) lq[i] = lse_row[i] <= 0.5f * NEG_BIG ? -NEG_BIG : lse_row[i]; /* no keys: p = 0 */
+    for (int e0 = 0; e0 < E; e0 += VW) *(v16 *)(p + e0) = vexp_neg(*(v16 *)(p + e0) - by_edge(lq, src + e0));
+    for (int i = 0; i < N; i++) {
+        float D = 0.f;
+        for (int t = off[i]; t < off[i + 1]; t++) D += p[t] * ds[t];
+        lq[i] = D;
+    }
+    for (int e0 = 0; e0 < E; e0 += VW) {
+        v16 *S = (v16 *)(ds + e0);
+        *S = *(v16 *)(p + e0) * (*S - by_edge(lq, src + e0));
+    }
+    for (int i = 0; i < N; i++) {
+        const int c = off[i + 1] - off[i];
+        const float *pr = p + off[i], *dr = ds + off[i];
+        weighted_edges(hv, hp, dr, nbr + off[i], c, k, (v16 *)acc);
+        store16_row(dqkv, bf16, qkv_at(s, b, i, br, 0, h), s->hd, scale, acc);
+        const v16 *Q = (const v16 *)(q + (size_t)i * hp), *G = (const v16 *)(go + (size_t)i * hp);
+        for (int t = 0; t < c; t++) {
+            const size_t o = (size_t)nbr[off[i] + t] * hp;
+            const v16 x = splat(dr[t]), y = splat(pr[t]);
+            v16 *DK = (v16 *)(dk + o), *DV = (v16 *)(dv + o);
+            for (int d = 0; d < hv; d++) DK[d] += x * Q[d], DV[d] += y * G[d];
+        }
+    }
+    for (int n = 0; n < N; n++) {
+        store16_row(dqkv, bf16, qkv_at(s, b, n, br, 1, h), s->hd, 1.f, dk + (size_t)n * hp);
+        store16_row(dqkv, bf16, qkv_at(s, b, n, br, 2, h), s->hd, 1.f, dv + (size_t)n * hp);
     }
 }
 
@@ -594,9 +827,29 @@ typedef struct {
     const int *kinds;
     int bf16, dbf16;
     float scale;
+    int sparse; /* local branches: 0 dense, 1 over the edges, -1 over the edges where few (sparse_task) */
+    size_t cache_at; /* where each thread's edge cache starts in its work buffer (floats) */
 } job;
 
+/* Task t's sample, branch and head, and whether it is a local branch that goes over its edges: always (sparse 1),
+ * never (0), or (-1) where they are at most SPARSE_PER_BLOCK per query and 16-key block: the two cost about the same
+ * at 3-5 (measured at N = 12-89 on the v2 stream's graphs, bf16, docs/training.md) */
+#define SPARSE_PER_BLOCK 4
+static int sparse_task(const dims *s, const job *j, int t, int *b, int *br, int *h, float *buf) {
+    *h = t % s->H, *br = (t / s->H) % s->nb, *b = t / (s->H * s->nb);
+    if (j->kinds[*br] != 1 || j->sparse == 0) return 0;
+    int *off, *src, *nbr;
+    const int E = cached_edges(s, j->adj, *b, (int *)(buf + j->cache_at), &off, &src, &nbr);
+    return j->sparse == 1 || E <= SPARSE_PER_BLOCK * s->N * (s->Np / VW);
+}
+
 static void forward_one(const dims *s, const job *j, int t, float *buf) {
+    int b, br, h;
+    if (sparse_task(s, j, t, &b, &br, &h, buf)) {
+        forward_sparse(s, j->qkv, j->bf16, j->out, j->lse, j->adj, j->scale, b, br, h, buf,
+                       (int *)(buf + j->cache_at));
+        return;
+    }
 #ifdef HAVE_BF16_DOT
     if (j->bf16) {
         forward_task_bh(s, j->qkv, j->out, j->lse, j->keys, j->adj, j->kinds, j->scale, t, buf);
@@ -607,6 +860,12 @@ static void forward_one(const dims *s, const job *j, int t, float *buf) {
 }
 
 static void backward_one(const dims *s, const job *j, int t, float *buf) {
+    int b, br, h;
+    if (sparse_task(s, j, t, &b, &br, &h, buf)) {
+        backward_sparse(s, j->qkv, j->bf16, j->dout, j->dbf16, j->lse, j->dqkv, j->adj, j->scale, b, br, h, buf,
+                        (int *)(buf + j->cache_at));
+        return;
+    }
 #ifdef HAVE_BF16_DOT
     if (j->bf16) {
         backward_task_bh(s, j->qkv, j->dout, j->dbf16, j->lse, j->dqkv, j->keys, j->adj, j->kinds, j->scale, t, buf);
@@ -625,7 +884,8 @@ static int run_tasks(const dims *s, size_t per, int threads, void (*one)(const d
     int fail = 0;
 #pragma omp parallel num_threads(threads > 0 ? threads : 1) if (threads > 1)
     {
-        float *buf = buffers(per);
+        float *buf = buffers(per + edge_cache_floats(s));
+        if (buf) ((int *)(buf + per))[0] = -1; /* no sample's edges cached yet */
         if (!buf) {
 #pragma omp atomic write
             fail = 1;
@@ -639,24 +899,29 @@ static int run_tasks(const dims *s, size_t per, int threads, void (*one)(const d
 }
 
 int lfm_attention_forward(const void *qkv, int bf16, void *out, float *lse, const uint8_t *keys, const uint8_t *adj,
-                          const int *kinds, int B, int N, int nb, int H, int hd, float scale, int threads) {
+                          const int *kinds, int B, int N, int nb, int H, int hd, float scale, int threads,
+                          int sparse) {
     const dims s = make_dims(B, N, nb, H, hd);
-    const job j = {qkv, NULL, out, NULL, lse, keys, adj, kinds, bf16, 0, scale};
+    job j = {qkv, NULL, out, NULL, lse, keys, adj, kinds, bf16, 0, scale, sparse, 0};
     size_t per = (size_t)4 * s.Np * s.hp + (size_t)s.Np * s.Np + 3 * s.Np + 4 * s.hp;
 #ifdef HAVE_BF16_DOT
     if (bf16) per = forward_floats_bh(&s);
 #endif
+    if (sparse && sparse_floats(&s) > per) per = sparse_floats(&s);
+    j.cache_at = per;
     return run_tasks(&s, per, threads, forward_one, &j);
 }
 
 int lfm_attention_backward(const void *qkv, int bf16, const void *dout, int dbf16, const float *lse, void *dqkv,
                            const uint8_t *keys, const uint8_t *adj, const int *kinds, int B, int N, int nb, int H,
-                           int hd, float scale, int threads) {
+                           int hd, float scale, int threads, int sparse) {
     const dims s = make_dims(B, N, nb, H, hd);
-    const job j = {qkv, dout, NULL, dqkv, (float *)lse, keys, adj, kinds, bf16, dbf16, scale};
+    job j = {qkv, dout, NULL, dqkv, (float *)lse, keys, adj, kinds, bf16, dbf16, scale, sparse, 0};
     size_t per = (size_t)6 * s.Np * s.hp + (size_t)2 * s.Np * s.Np + 2 * s.Np + 4 * s.hp;
 #ifdef HAVE_BF16_DOT
     if (bf16) per = backward_floats_bh(&s);
 #endif
+    if (sparse && sparse_floats(&s) > per) per = sparse_floats(&s);
+    j.cache_at = per;
     return run_tasks(&s, per, threads, backward_one, &j);
 }
