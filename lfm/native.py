@@ -254,12 +254,12 @@ class _Linear(torch.autograd.Function):
                                        None if res is None else res.data_ptr(), out.data_ptr(), M, C, threads),
                       "bias")
         ctx.gelu, ctx.res = gelu, res is not None
-        ctx.save_for_backward(x, weight, h if gelu else None)
+        ctx.save_for_backward(x, weight, h if gelu else None)  # with gelu, h now holds GELU'(h + bias)
         return out
 
     @staticmethod
     def backward(ctx, dout):
-        x, weight, h = ctx.saved_tensors
+        x, weight, dgelu = ctx.saved_tensors
         lib, threads = _state["lib"], torch.get_num_threads()
         dout = dout.contiguous()
         if dout.dtype not in _DTYPES:
@@ -267,9 +267,10 @@ class _Linear(torch.autograd.Function):
         M, C = dout.shape
         db = torch.empty(C, dtype=torch.float32)
         if ctx.gelu:
-            dh = torch.empty_like(h)
-            _check_rc(lib.lfm_gelu_backward(h.data_ptr(), _DTYPES[h.dtype], dout.data_ptr(), _DTYPES[dout.dtype],
-                                            dh.data_ptr(), db.data_ptr(), M, C, threads), "GELU backward")
+            dh = torch.empty_like(dgelu)
+            _check_rc(lib.lfm_gelu_backward(dgelu.data_ptr(), _DTYPES[dgelu.dtype], dout.data_ptr(),
+                                            _DTYPES[dout.dtype], dh.data_ptr(), db.data_ptr(), M, C, threads),
+                      "GELU backward")
         else:  # db and the gradient in the matmuls' dtype, one pass
             dh = dout if dout.dtype == x.dtype else torch.empty(M, C, dtype=x.dtype)
             _check_rc(lib.lfm_column_sums(dout.data_ptr(), _DTYPES[dout.dtype], db.data_ptr(),
