@@ -114,27 +114,92 @@ int lfm_gelu_backward(const void *dgelu, int bf16, const void *dout, int dbf16, 
     return column_pass(dout, dbf16, dgelu, dh, bf16, dbias, M, C, threads);
 }
 
-int lfm_layer_norm_forward(const float *x, const float *gamma, const float *beta, float eps, void *y, int ybf16,
-                           float *mean, float *rstd, int M, int D, int threads) {
-#pragma omp parallel for num_threads(threads > 0 ? threads : 1) if (threads > 1) schedule(static)
-    for (int i = 0; i < M; i++) {
-        const float *row = x + (size_t)i * D;
-        v16 s = splat(0.f);
-        for (int c = 0; c < D; c += VW) s += load16(row, 0, c);
-        const float mu = hsum(s) / D;
+/* 1 / sqrt(x), lane by lane */
+static inline v16 vrsqrt(v16 x) {
+#ifdef __AVX512F__
+    return (v16)_mm512_div_ps(_mm512_set1_ps(1.f), _mm512_sqrt_ps((__m512)x));
+#else
+    v16 r;
+    for (int l = 0; l < VW; l++) r[l] = 1.f / sqrtf(x[l]);
+    return r;
+#endif
+}
+
+/* The row sums of n = 1 or 16 rows: lane l of the result = sum of row l's vectors (acc[l]); sums16 for 16 rows
+ * (no horizontal sum a row), hsum for one */
+static inline v16 row_sums(const v16 *acc, int n) { return n == VW ? sums16(acc) : splat(hsum(acc[0])); }
+
+/* LayerNorm forward of rows i0 .. i0 + n - 1 (n = 16 or 1): the means and 1 / std of all n rows come out of one
+ * sums16 each, so a row of D = 64 costs no horizontal sum and no scalar square root */
+static inline void ln_rows(const float *x, const float *gamma, const float *beta, float eps, void *y, int ybf16,
+                           float *mean, float *rstd, int i0, int n, int D) {
+    v16 s[VW];
+    for (int l = 0; l < n; l++) {
+        const float *row = x + (size_t)(i0 + l) * D;
+        v16 a = load16(row, 0, 0);
+        for (int c = VW; c < D; c += VW) a += load16(row, 0, c);
+        s[l] = a;
+    }
+    const v16 mu = row_sums(s, n) * (1.f / D);
+    for (int l = 0; l < n; l++) {
+        const float *row = x + (size_t)(i0 + l) * D;
+        const v16 m = splat(mu[l]);
         v16 q = splat(0.f);
         for (int c = 0; c < D; c += VW) {
-            const v16 d = load16(row, 0, c) - mu;
+            const v16 d = load16(row, 0, c) - m;
             q += d * d;
         }
-        const float r = 1.f / sqrtf(hsum(q) / D + eps);
-        for (int c = 0; c < D; c += VW) {
-            const v16 xh = (load16(row, 0, c) - mu) * r;
-            store16(y, ybf16, (size_t)i * D + c, xh * load16(gamma, 0, c) + load16(beta, 0, c));
-        }
-        mean[i] = mu, rstd[i] = r;
+        s[l] = q;
+    }
+    const v16 r = vrsqrt(row_sums(s, n) * (1.f / D) + eps);
+    for (int l = 0; l < n; l++) {
+        const size_t at = (size_t)(i0 + l) * D;
+        const v16 m = splat(mu[l]), rl = splat(r[l]);
+        for (int c = 0; c < D; c += VW)
+            store16(y, ybf16, at + c, (load16(x, 0, at + c) - m) * rl * load16(gamma, 0, c) + load16(beta, 0, c));
+        mean[i0 + l] = mu[l], rstd[i0 + l] = r[l];
+    }
+}
+
+int lfm_layer_norm_forward(const float *x, const float *gamma, const float *beta, float eps, void *y, int ybf16,
+                           float *mean, float *rstd, int M, int D, int threads) {
+    const int groups = (M + VW - 1) / VW;
+#pragma omp parallel for num_threads(threads > 0 ? threads : 1) if (threads > 1) schedule(static)
+    for (int k = 0; k < groups; k++) {
+        if ((k + 1) * VW <= M) ln_rows(x, gamma, beta, eps, y, ybf16, mean, rstd, k * VW, VW, D);
+        else
+            for (int i = k * VW; i < M; i++) ln_rows(x, gamma, beta, eps, y, ybf16, mean, rstd, i, 1, D);
     }
     return 0;
+}
+
+/* LayerNorm backward of rows i0 .. i0 + n - 1 (n = 16 or 1): dx, and dgamma / dbeta added into pg / pb in row order */
+static inline void ln_back_rows(const float *x, const float *mean, const float *rstd, const float *gamma,
+                                const void *dy, int dybf16, float *dx, float *pg, float *pb, int i0, int n, int D) {
+    v16 s1[VW], s2[VW];
+    for (int l = 0; l < n; l++) {
+        const size_t at = (size_t)(i0 + l) * D;
+        const v16 m = splat(mean[i0 + l]), r = splat(rstd[i0 + l]);
+        v16 a1 = splat(0.f), a2 = a1;
+        for (int c = 0; c < D; c += VW) {
+            const v16 xh = (load16(x, 0, at + c) - m) * r, gy = load16(dy, dybf16, at + c);
+            const v16 g = gy * load16(gamma, 0, c);
+            a1 += g, a2 += g * xh;
+            store16(pg, 0, c, load16(pg, 0, c) + gy * xh);
+            store16(pb, 0, c, load16(pb, 0, c) + gy);
+        }
+        s1[l] = a1, s2[l] = a2;
+    }
+    const v16 m1 = row_sums(s1, n) * (1.f / D), m2 = row_sums(s2, n) * (1.f / D);
+    for (int l = 0; l < n; l++) {
+        const size_t at = (size_t)(i0 + l) * D;
+        const v16 m = splat(mean[i0 + l]), r = splat(rstd[i0 + l]), a = splat(m1[l]), b = splat(m2[l]);
+        for (int c = 0; c < D; c += VW) {
+            const v16 xh = (load16(x, 0, at + c) - m) * r;
+            const v16 g = load16(dy, dybf16, at + c) * load16(gamma, 0, c);
+            store16(dx, 0, at + c, r * (g - a - xh * b));
+        }
+    }
 }
 
 int lfm_layer_norm_backward(const float *x, const float *mean, const float *rstd, const float *gamma, const void *dy,
@@ -146,25 +211,10 @@ int lfm_layer_norm_backward(const float *x, const float *mean, const float *rstd
     for (int k = 0; k < nblk; k++) {
         float *pg = part + (size_t)k * 2 * D, *pb = pg + D;
         memset(pg, 0, sizeof(float) * 2 * (size_t)D);
-        const int end = (k + 1) * ROWS < M ? (k + 1) * ROWS : M;
-        for (int i = k * ROWS; i < end; i++) {
-            const size_t at = (size_t)i * D;
-            const float mu = mean[i], r = rstd[i];
-            v16 s1 = splat(0.f), s2 = s1;
-            for (int c = 0; c < D; c += VW) {
-                const v16 xh = (load16(x, 0, at + c) - mu) * r, gy = load16(dy, dybf16, at + c);
-                const v16 g = gy * load16(gamma, 0, c);
-                s1 += g, s2 += g * xh;
-                store16(pg, 0, c, load16(pg, 0, c) + gy * xh);
-                store16(pb, 0, c, load16(pb, 0, c) + gy);
-            }
-            const float m1 = hsum(s1) / D, m2 = hsum(s2) / D;
-            for (int c = 0; c < D; c += VW) {
-                const v16 xh = (load16(x, 0, at + c) - mu) * r;
-                const v16 g = load16(dy, dybf16, at + c) * load16(gamma, 0, c);
-                store16(dx, 0, at + c, r * (g - m1 - xh * m2));
-            }
-        }
+        const int end = (k + 1) * ROWS < M ? (k + 1) * ROWS : M; /* ROWS is a multiple of 16 */
+        int i = k * ROWS;
+        for (; i + VW <= end; i += VW) ln_back_rows(x, mean, rstd, gamma, dy, dybf16, dx, pg, pb, i, VW, D);
+        for (; i < end; i++) ln_back_rows(x, mean, rstd, gamma, dy, dybf16, dx, pg, pb, i, 1, D);
     }
     add_blocks(part, nblk, 2 * D, sum); /* (dgamma, dbeta) */
     memcpy(dgamma, sum, sizeof(float) * (size_t)D);
