@@ -780,6 +780,153 @@ static void backward_task_bh(const dims *s, const bf16_t *qkv, const void *dout,
             store_row_bh(dqkv, qkv_at(s, b, j + r, br, 2, h), s->hd, 1.f, acc + (size_t)r * hp);
     }
 }
+
+/* A global branch (every query attends the same keys: the sample's valid ones), bf16: the scores kept transposed,
+ * keys x queries, so each softmax runs down a column with 16 queries in the lanes: the maxima, sums and log-sum-exps
+ * of 16 queries at once, no horizontal reduction and no mask (the blocked keys are left out: the valid ones are
+ * gathered, packed, first). Same products as the dense tasks above, with the roles of the operands swapped. */
+
+/* rows idx[0..n-1] of part t of one (b, br, h) into rows 0..n-1 of a (Np x hp, bf16), zero padded */
+static void gather_rows_bh(const dims *s, const bf16_t *qkv, int b, int br, int h, int t, const int *idx, int n,
+                           bf16_t *a) {
+    const int hp = s->hp, hd = s->hd;
+    for (int r = 0; r < n; r++) {
+        const bf16_t *restrict src = qkv + qkv_at(s, b, idx[r], br, t, h);
+        bf16_t *restrict dst = a + (size_t)r * hp;
+        if (hd == VW) {
+            _mm256_storeu_si256((__m256i *)dst, _mm256_loadu_si256((const __m256i *)src));
+        } else {
+            for (int d = 0; d < hd; d++) dst[d] = src[d];
+            for (int d = hd; d < hp; d++) dst[d] = 0;
+        }
+    }
+    memset(a + (size_t)n * hp, 0, sizeof(bf16_t) * (size_t)(s->Np - n) * hp);
+}
+
+/* the valid keys of sample b, in order, into idx; returns their count */
+static int valid_keys(const dims *s, const uint8_t *keys, int b, int *idx) {
+    const uint8_t *m = keys + (size_t)b * s->N;
+    int n = 0;
+    for (int j = 0; j < s->N; j++) idx[n] = j, n += m[j] != 0;
+    return n;
+}
+
+static void forward_global_bh(const dims *s, const bf16_t *qkv, bf16_t *out, float *lse, const uint8_t *keys,
+                              float scale, int b, int br, int h, float *buf) {
+    const int N = s->N, hp = s->hp, Np = s->Np, H = s->H, nb = s->nb, nv = Np / VW;
+    const size_t blk = (size_t)Np * hp;
+    float *st = buf, *mx = st + (size_t)Np * Np, *tot = mx + Np, *acc = tot + Np;
+    int *idx = (int *)(acc + 4 * hp);
+    bf16_t *q = (bf16_t *)(idx + Np), *k = q + blk, *v = k + blk, *qt2 = v + blk, *v2 = qt2 + blk, *pt = v2 + blk;
+    float *lse_row = lse + (((size_t)b * nb + br) * H + h) * N;
+    const int nk = valid_keys(s, keys, b, idx);
+    if (!nk) { /* no key: zero outputs */
+        for (int n = 0; n < N; n++) memset(out + out_at(s, b, n, br, h), 0, sizeof(bf16_t) * (size_t)s->hd);
+        for (int n = 0; n < N; n++) lse_row[n] = NEG_BIG;
+        return;
+    }
+    gather_bh(s, qkv, b, br, h, 0, q);
+    gather_rows_bh(s, qkv, b, br, h, 1, idx, nk, k);
+    gather_rows_bh(s, qkv, b, br, h, 2, idx, nk, v);
+    col_pairs(s, q, qt2);
+    row_pairs(s, v, v2);
+    for (int j = 0; j < nk; j += 4) scores4_bh(s, k + (size_t)j * hp, qt2, st + (size_t)j * Np); /* S^T */
+    const v16 vs = splat(scale);
+    for (int iv = 0; iv < nv; iv++) { /* e = exp(scale s - m) down each column, 16 queries at a time */
+        float *col = st + (size_t)iv * VW;
+        v16 m = splat(NEG_BIG), sum = splat(0.f);
+        for (int j = 0; j < nk; j++) m = vmax(m, *(v16 *)(col + (size_t)j * Np) * vs);
+        for (int j = 0; j < nk; j++) {
+            v16 *x = (v16 *)(col + (size_t)j * Np);
+            const v16 e = vexp_neg(*x * vs - m);
+            *x = e;
+            sum += e;
+        }
+        memcpy(mx + (size_t)iv * VW, &m, 64), memcpy(tot + (size_t)iv * VW, &sum, 64);
+    }
+    finish_rows(s, mx, tot, lse_row);
+    to_bh(s, st, nk, 1, pt); /* pairs of keys for the weighted sums of v */
+    for (int i = 0; i < N; i += 4) {
+        weighted4_bh(s, pt + (size_t)i * 2, 2, (size_t)2 * Np, nk, v2, acc);
+        for (int r = 0; r < 4 && i + r < N; r++)
+            store_row_bh(out, out_at(s, b, i + r, br, h), s->hd, tot[i + r], acc + (size_t)r * hp);
+    }
+}
+
+static void backward_global_bh(const dims *s, const bf16_t *qkv, const void *dout, int dbf16, const float *lse,
+                               bf16_t *dqkv, const uint8_t *keys, float scale, int b, int br, int h, float *buf) {
+    const int N = s->N, hp = s->hp, Np = s->Np, H = s->H, nb = s->nb, nv = Np / VW;
+    const size_t blk = (size_t)Np * hp, sq = (size_t)Np * Np;
+    float *st = buf, *dpt = st + sq, *lv = dpt + sq, *acc = lv + Np;
+    int *idx = (int *)(acc + 4 * hp);
+    bf16_t *q = (bf16_t *)(idx + Np), *k = q + blk, *v = k + blk, *go = v + blk, *qt2 = go + blk, *gt2 = qt2 + blk,
+           *k2 = gt2 + blk, *q2 = k2 + blk, *go2 = q2 + blk, *dsp = go2 + blk, *dsr = dsp + sq, *pr = dsr + sq;
+    const uint8_t *km = keys + (size_t)b * N;
+    for (int j = 0; j < N; j++) /* a blocked key gets no gradient */
+        if (!km[j]) {
+            memset(dqkv + qkv_at(s, b, j, br, 1, h), 0, sizeof(bf16_t) * (size_t)s->hd);
+            memset(dqkv + qkv_at(s, b, j, br, 2, h), 0, sizeof(bf16_t) * (size_t)s->hd);
+        }
+    const int nk = valid_keys(s, keys, b, idx);
+    if (!nk) { /* no key: no gradient for the queries either */
+        for (int n = 0; n < N; n++) memset(dqkv + qkv_at(s, b, n, br, 0, h), 0, sizeof(bf16_t) * (size_t)s->hd);
+        return;
+    }
+    gather_bh(s, qkv, b, br, h, 0, q);
+    gather_rows_bh(s, qkv, b, br, h, 1, idx, nk, k);
+    gather_rows_bh(s, qkv, b, br, h, 2, idx, nk, v);
+    memset(go, 0, sizeof(bf16_t) * blk);
+    for (int n = 0; n < N; n++) {
+        const size_t io = out_at(s, b, n, br, h);
+        bf16_t *row = go + (size_t)n * hp;
+        if (dbf16) memcpy(row, (const bf16_t *)dout + io, sizeof(bf16_t) * s->hd);
+        else for (int d = 0; d < s->hd; d++) row[d] = f32_to_bf16(((const float *)dout)[io + d]);
+    }
+    col_pairs(s, q, qt2);
+    col_pairs(s, go, gt2);
+    row_pairs(s, k, k2);
+    row_pairs(s, q, q2);
+    row_pairs(s, go, go2);
+    const float *lse_row = lse + (((size_t)b * nb + br) * H + h) * N;
+    for (int i = 0; i < Np; i++) lv[i] = i < N ? lse_row[i] : -NEG_BIG; /* padded queries: p = 0 */
+    for (int j = 0; j < nk; j += 4) {
+        scores4_bh(s, k + (size_t)j * hp, qt2, st + (size_t)j * Np);  /* S^T */
+        scores4_bh(s, v + (size_t)j * hp, gt2, dpt + (size_t)j * Np); /* dP^T: v_j . dO_i */
+    }
+    const v16 vs = splat(scale);
+    for (int iv = 0; iv < nv; iv++) { /* p = exp(scale s - lse), D = sum_j p dp, ds = p (dp - D), down columns */
+        float *pc = st + (size_t)iv * VW, *dc = dpt + (size_t)iv * VW;
+        v16 L, D = splat(0.f);
+        memcpy(&L, lv + (size_t)iv * VW, 64);
+        for (int j = 0; j < nk; j++) {
+            v16 *P = (v16 *)(pc + (size_t)j * Np);
+            const v16 p = vexp_neg(*P * vs - L);
+            *P = p;
+            D += p * *(v16 *)(dc + (size_t)j * Np);
+        }
+        for (int j = 0; j < nk; j++) {
+            v16 *G = (v16 *)(dc + (size_t)j * Np);
+            *G = *(v16 *)(pc + (size_t)j * Np) * (*G - D);
+        }
+    }
+    to_bh(s, dpt, nk, 1, dsp); /* ds^T in pairs of keys (for dq) and by rows (for dk); p^T by rows (for dv) */
+    to_bh(s, dpt, nk, 0, dsr);
+    to_bh(s, st, nk, 0, pr);
+    /* dq_i = scale sum_j ds_ij k_j, dk_j = scale sum_i ds_ij q_i, dv_j = sum_i p_ij dO_i */
+    for (int i = 0; i < N; i += 4) {
+        weighted4_bh(s, dsp + (size_t)i * 2, 2, (size_t)2 * Np, nk, k2, acc);
+        for (int r = 0; r < 4 && i + r < N; r++)
+            store_row_bh(dqkv, qkv_at(s, b, i + r, br, 0, h), s->hd, scale, acc + (size_t)r * hp);
+    }
+    for (int j = 0; j < nk; j += 4) {
+        weighted4_bh(s, dsr + (size_t)j * Np, Np, 2, N, q2, acc);
+        for (int r = 0; r < 4 && j + r < nk; r++)
+            store_row_bh(dqkv, qkv_at(s, b, idx[j + r], br, 1, h), s->hd, scale, acc + (size_t)r * hp);
+        weighted4_bh(s, pr + (size_t)j * Np, Np, 2, N, go2, acc);
+        for (int r = 0; r < 4 && j + r < nk; r++)
+            store_row_bh(dqkv, qkv_at(s, b, idx[j + r], br, 2, h), s->hd, 1.f, acc + (size_t)r * hp);
+    }
+}
 #endif
 
 int lfm_attention_bf16_dot(void) {
@@ -829,7 +976,8 @@ static void forward_one(const dims *s, const job *j, int t, float *buf) {
     }
 #ifdef HAVE_BF16_DOT
     if (j->bf16) {
-        forward_task_bh(s, j->qkv, j->out, j->lse, j->keys, j->adj, j->kinds, j->scale, t, buf);
+        if (j->kinds[br] == 0) forward_global_bh(s, j->qkv, j->out, j->lse, j->keys, j->scale, b, br, h, buf);
+        else forward_task_bh(s, j->qkv, j->out, j->lse, j->keys, j->adj, j->kinds, j->scale, t, buf);
         return;
     }
 #endif
@@ -845,7 +993,11 @@ static void backward_one(const dims *s, const job *j, int t, float *buf) {
     }
 #ifdef HAVE_BF16_DOT
     if (j->bf16) {
-        backward_task_bh(s, j->qkv, j->dout, j->dbf16, j->lse, j->dqkv, j->keys, j->adj, j->kinds, j->scale, t, buf);
+        if (j->kinds[br] == 0)
+            backward_global_bh(s, j->qkv, j->dout, j->dbf16, j->lse, j->dqkv, j->keys, j->scale, b, br, h, buf);
+        else
+            backward_task_bh(s, j->qkv, j->dout, j->dbf16, j->lse, j->dqkv, j->keys, j->adj, j->kinds, j->scale, t,
+                             buf);
         return;
     }
 #endif
