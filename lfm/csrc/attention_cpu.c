@@ -547,12 +547,14 @@ static void backward_sparse(const dims *s, const void *qkv, int bf16, const void
 
 typedef uint16_t bf16_t;
 
-/* rows of part t of one (b, br, h), bf16, row-major (Np x hp), zero padded */
-static void gather_bh(const dims *s, const bf16_t *qkv, int b, int br, int h, int t, bf16_t *a) {
+/* rows idx[0..n-1] (idx NULL: rows 0..n-1) of part t of one (b, br, h) into rows 0..n-1 of a (Np x hp, bf16),
+ * zero padded */
+static void gather_rows_bh(const dims *s, const bf16_t *qkv, int b, int br, int h, int t, const int *idx, int n,
+                           bf16_t *a) {
     const int hp = s->hp, hd = s->hd;
-    for (int n = 0; n < s->N; n++) {
-        const bf16_t *restrict src = qkv + qkv_at(s, b, n, br, t, h);
-        bf16_t *restrict dst = a + (size_t)n * hp;
+    for (int r = 0; r < n; r++) {
+        const bf16_t *restrict src = qkv + qkv_at(s, b, idx ? idx[r] : r, br, t, h);
+        bf16_t *restrict dst = a + (size_t)r * hp;
         if (hd == VW) {
             _mm256_storeu_si256((__m256i *)dst, _mm256_loadu_si256((const __m256i *)src));
         } else {
@@ -560,7 +562,23 @@ static void gather_bh(const dims *s, const bf16_t *qkv, int b, int br, int h, in
             for (int d = hd; d < hp; d++) dst[d] = 0;
         }
     }
-    memset(a + (size_t)s->N * hp, 0, sizeof(bf16_t) * (size_t)(s->Np - s->N) * hp); /* padding rows */
+    memset(a + (size_t)n * hp, 0, sizeof(bf16_t) * (size_t)(s->Np - n) * hp); /* padding rows */
+}
+
+/* rows of part t of one (b, br, h), bf16, row-major (Np x hp), zero padded */
+static void gather_bh(const dims *s, const bf16_t *qkv, int b, int br, int h, int t, bf16_t *a) {
+    gather_rows_bh(s, qkv, b, br, h, t, NULL, s->N, a);
+}
+
+/* the output gradient's rows of one (b, br, h) (float32 or bf16), bf16, row-major (Np x hp), zero padded */
+static void gather_dout_bh(const dims *s, const void *dout, int dbf16, int b, int br, int h, bf16_t *go) {
+    memset(go, 0, sizeof(bf16_t) * (size_t)s->Np * s->hp);
+    for (int n = 0; n < s->N; n++) {
+        const size_t io = out_at(s, b, n, br, h);
+        bf16_t *row = go + (size_t)n * s->hp;
+        if (dbf16) memcpy(row, (const bf16_t *)dout + io, sizeof(bf16_t) * s->hd);
+        else for (int d = 0; d < s->hd; d++) row[d] = f32_to_bf16(((const float *)dout)[io + d]);
+    }
 }
 
 /* n <= 16 float32 values times scale -> bf16 at out + i (one conversion instruction when n = 16) */
@@ -737,13 +755,7 @@ static void backward_task_bh(const dims *s, const bf16_t *qkv, const void *dout,
     gather_bh(s, qkv, b, br, h, 0, q);
     gather_bh(s, qkv, b, br, h, 1, k);
     gather_bh(s, qkv, b, br, h, 2, v);
-    memset(go, 0, sizeof(bf16_t) * blk);
-    for (int n = 0; n < N; n++) {
-        const size_t io = out_at(s, b, n, br, h);
-        bf16_t *row = go + (size_t)n * hp;
-        if (dbf16) memcpy(row, (const bf16_t *)dout + io, sizeof(bf16_t) * s->hd);
-        else for (int d = 0; d < s->hd; d++) row[d] = f32_to_bf16(((const float *)dout)[io + d]);
-    }
+    gather_dout_bh(s, dout, dbf16, b, br, h, go);
     col_pairs(s, k, kt2);
     col_pairs(s, v, vt2);
     row_pairs(s, k, k2);
@@ -785,23 +797,6 @@ static void backward_task_bh(const dims *s, const bf16_t *qkv, const void *dout,
  * keys x queries, so each softmax runs down a column with 16 queries in the lanes: the maxima, sums and log-sum-exps
  * of 16 queries at once, no horizontal reduction and no mask (the blocked keys are left out: the valid ones are
  * gathered, packed, first). Same products as the dense tasks above, with the roles of the operands swapped. */
-
-/* rows idx[0..n-1] of part t of one (b, br, h) into rows 0..n-1 of a (Np x hp, bf16), zero padded */
-static void gather_rows_bh(const dims *s, const bf16_t *qkv, int b, int br, int h, int t, const int *idx, int n,
-                           bf16_t *a) {
-    const int hp = s->hp, hd = s->hd;
-    for (int r = 0; r < n; r++) {
-        const bf16_t *restrict src = qkv + qkv_at(s, b, idx[r], br, t, h);
-        bf16_t *restrict dst = a + (size_t)r * hp;
-        if (hd == VW) {
-            _mm256_storeu_si256((__m256i *)dst, _mm256_loadu_si256((const __m256i *)src));
-        } else {
-            for (int d = 0; d < hd; d++) dst[d] = src[d];
-            for (int d = hd; d < hp; d++) dst[d] = 0;
-        }
-    }
-    memset(a + (size_t)n * hp, 0, sizeof(bf16_t) * (size_t)(s->Np - n) * hp);
-}
 
 /* the valid keys of sample b, in order, into idx; returns their count */
 static int valid_keys(const dims *s, const uint8_t *keys, int b, int *idx) {
@@ -875,13 +870,7 @@ static void backward_global_bh(const dims *s, const bf16_t *qkv, const void *dou
     gather_bh(s, qkv, b, br, h, 0, q);
     gather_rows_bh(s, qkv, b, br, h, 1, idx, nk, k);
     gather_rows_bh(s, qkv, b, br, h, 2, idx, nk, v);
-    memset(go, 0, sizeof(bf16_t) * blk);
-    for (int n = 0; n < N; n++) {
-        const size_t io = out_at(s, b, n, br, h);
-        bf16_t *row = go + (size_t)n * hp;
-        if (dbf16) memcpy(row, (const bf16_t *)dout + io, sizeof(bf16_t) * s->hd);
-        else for (int d = 0; d < s->hd; d++) row[d] = f32_to_bf16(((const float *)dout)[io + d]);
-    }
+    gather_dout_bh(s, dout, dbf16, b, br, h, go);
     col_pairs(s, q, qt2);
     col_pairs(s, go, gt2);
     row_pairs(s, k, k2);
