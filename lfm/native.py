@@ -4,12 +4,13 @@
 :class:`lfm.model.HybridLayer` in one call, forward and backward, read straight from the qkv linear's output
 ``(B, N, nb, 3, H, hd)`` and written as the concat ``(B, N, nb * H * hd)`` the output projection takes: no permute
 copies, no ``N x N`` tensors kept for the backward (it recomputes the softmax from the saved log-sum-exp), softmax in
-float32 on float32 or bfloat16 inputs.
+float32 on float32 or bfloat16 inputs. A local branch goes over its graph's edges where they are few
+(:data:`local_sparse`), a global one over its valid keys only.
 
 :func:`layer_norm` and :func:`linear` (``pointwise_cpu.c``) fuse the pointwise work around the linears: the
 LayerNorm writes its output in the dtype the next linear computes in (bf16 under autocast: no cast copy), and the
-MLP's bias + exact GELU is one pass forward and one backward, where the bias gradient is summed too. The matmuls
-stay PyTorch's. Whole step, replay of the v2 stream, 1 thread: +3 % (docs/training.md).
+MLP's bias + exact GELU is one pass forward (which keeps GELU' for the backward) and one backward, where the bias
+gradient is summed too. The matmuls stay PyTorch's. What each change gave the whole step: docs/training.md.
 
 Building: the machine's C compiler (``$CC``, else ``cc``, ``gcc``, ``clang``) with ``-O3 -march=native -fopenmp``,
 (without ``-fopenmp`` where the compiler has no OpenMP: then one thread per call), once per source, compiler,
