@@ -1,7 +1,8 @@
 """The whole CPU training step (draw batch + forward + loss + backward + AdamW) of the v2 recipe at d = 64: the v2
 step as shipped (commit aed1417: batch 64, numpy batches, eager; run from a git worktree of that commit) against
-the v3 recipe's step (device-made batches, the new layer, the fused CPU attention and pointwise kernels of lfm.native,
-bf16 linears where the CPU has bf16 instructions, fused AdamW, batch 256), at 1 and 2 threads, side by side, on the same 23 training sets.
+the v3 recipe's step (device-made batches, the new layer, the fused CPU attention and pointwise kernels of
+lfm.native, bf16 linears where the CPU has bf16 instructions, fused AdamW, batch 256), at 1 and 2 threads, side by
+side, on the same 23 training sets.
 
 Each configuration runs in its own process (``OMP_NUM_THREADS`` and ``torch.set_num_threads``), from scratch
 (no init_from), with the same seed, after a warm-up; the two alternate in ``--rounds`` rounds (default 3) that

@@ -168,20 +168,24 @@ def _sparse_mode() -> int:
     return -1 if local_sparse == "auto" else int(local_sparse)
 
 
+def _check_rc(rc: int, what: str):
+    if rc:
+        raise MemoryError(f"{what}: no memory for its work buffers")
+
+
 class _Attention(torch.autograd.Function):
     @staticmethod
     def forward(ctx, qkv, keys, adj, kinds, scale):
         B, N, nb, _, H, hd = qkv.shape
         lib = _state["lib"]
         out = torch.empty(B, N, nb * H * hd, dtype=qkv.dtype)
+        ctx.scale, ctx.sparse = scale, _sparse_mode()
         lse = torch.empty(B, nb, H, N, dtype=torch.float32)
         rc = lib.lfm_attention_forward(qkv.data_ptr(), _DTYPES[qkv.dtype], out.data_ptr(), lse.data_ptr(),
                                        keys.data_ptr(), adj.data_ptr(), kinds.data_ptr(), B, N, nb, H, hd,
-                                       scale, torch.get_num_threads(), _sparse_mode())
-        if rc:
-            raise MemoryError("fused CPU attention: no memory for its work buffers")
+                                       scale, torch.get_num_threads(), ctx.sparse)
+        _check_rc(rc, "fused CPU attention")
         ctx.save_for_backward(qkv, lse, keys, adj, kinds)
-        ctx.scale, ctx.sparse = scale, _sparse_mode()
         return out
 
     @staticmethod
@@ -196,8 +200,7 @@ class _Attention(torch.autograd.Function):
             qkv.data_ptr(), _DTYPES[qkv.dtype], dout.data_ptr(), _DTYPES[dout.dtype], lse.data_ptr(),
             dqkv.data_ptr(), keys.data_ptr(), adj.data_ptr(), kinds.data_ptr(), B, N, nb, H, hd, ctx.scale,
             torch.get_num_threads(), ctx.sparse)
-        if rc:
-            raise MemoryError("fused CPU attention: no memory for its work buffers")
+        _check_rc(rc, "fused CPU attention backward")
         return dqkv, None, None, None, None
 
 
@@ -230,10 +233,6 @@ def attention(qkv: torch.Tensor, keys: torch.Tensor, adjacency: torch.Tensor | N
 # ---- the pointwise work around the linears (lfm/csrc/pointwise_cpu.c) ----
 
 fuse_pointwise = True  # False: lfm.model keeps PyTorch's LayerNorm / bias / GELU ops (the tests compare the two)
-
-def _check_rc(rc: int, what: str):
-    if rc:
-        raise MemoryError(f"{what}: no memory for its work buffers")
 
 
 class _Linear(torch.autograd.Function):

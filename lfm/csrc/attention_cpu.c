@@ -49,6 +49,25 @@ static inline void store_row(void *p, int bf16, size_t i, int n, float scale, co
     }
 }
 
+/* hd values from element i of a float32 or bfloat16 array, times scale, into a row of hp floats (zero beyond hd),
+ * 16 at a time (one conversion instruction each) */
+static inline void load16_row(const void *p, int bf16, size_t i, int hd, int hp, float scale, float *restrict dst) {
+    const int full = hd / VW * VW;
+    const v16 sc = splat(scale);
+    for (int d = 0; d < full; d += VW) *(v16 *)(dst + d) = load16(p, bf16, i + d) * sc;
+    if (full < hp) {
+        *(v16 *)(dst + full) = splat(0.f);
+        load_row(p, bf16, i + full, hd - full, scale, dst + full);
+    }
+}
+
+/* hd values of a float32 row times scale to element i of a float32 or bfloat16 array, 16 at a time */
+static inline void store16_row(void *p, int bf16, size_t i, int hd, float scale, const float *restrict src) {
+    const int full = hd / VW * VW;
+    for (int d = 0; d < full; d += VW) store16(p, bf16, i + d, *(const v16 *)(src + d) * scale);
+    if (full < hd) store_row(p, bf16, i + full, hd - full, scale, src + full);
+}
+
 typedef struct {
     int B, N, nb, H, hd, hp, Np; /* hp: head width padded to 16; Np: keys padded to 16 */
 } dims;
@@ -61,10 +80,27 @@ static inline size_t out_at(const dims *s, int b, int n, int br, int h) {
     return (((size_t)b * s->N + n) * s->nb + br) * (size_t)s->H * s->hd + (size_t)h * s->hd;
 }
 
-/* rows 0..N-1 of part t (0 q, 1 k, 2 v) of one (b, br, h) into a (Np x hp) float32 buffer, zero padded */
+/* rows 0..N-1 of part t (0 q, 1 k, 2 v) of one (b, br, h), times scale, into a (Np x hp) float32 buffer, zero
+ * padded */
 static void gather(const dims *s, const void *qkv, int bf16, int b, int br, int h, int t, float scale, float *a) {
-    memset(a, 0, sizeof(float) * (size_t)s->Np * s->hp);
-    for (int n = 0; n < s->N; n++) load_row(qkv, bf16, qkv_at(s, b, n, br, t, h), s->hd, scale, a + (size_t)n * s->hp);
+    for (int n = 0; n < s->N; n++)
+        load16_row(qkv, bf16, qkv_at(s, b, n, br, t, h), s->hd, s->hp, scale, a + (size_t)n * s->hp);
+    memset(a + (size_t)s->N * s->hp, 0, sizeof(float) * (size_t)(s->Np - s->N) * s->hp);
+}
+
+/* q (times scale), k and v of one (b, br, h) */
+static void gather_qkv(const dims *s, const void *qkv, int bf16, int b, int br, int h, float scale, float *q, float *k,
+                       float *v) {
+    gather(s, qkv, bf16, b, br, h, 0, scale, q);
+    gather(s, qkv, bf16, b, br, h, 1, 1.f, k);
+    gather(s, qkv, bf16, b, br, h, 2, 1.f, v);
+}
+
+/* the output gradient's rows of one (b, br, h) likewise (float32 buffer) */
+static void gather_dout(const dims *s, const void *dout, int dbf16, int b, int br, int h, float *go) {
+    for (int n = 0; n < s->N; n++)
+        load16_row(dout, dbf16, out_at(s, b, n, br, h), s->hd, s->hp, 1.f, go + (size_t)n * s->hp);
+    memset(go + (size_t)s->N * s->hp, 0, sizeof(float) * (size_t)(s->Np - s->N) * s->hp);
 }
 
 /* a (Np x hp) -> at (hd x Np) */
@@ -177,6 +213,22 @@ static void softmax_rows(const dims *s, float *pm, float *mf, float *lse_row, fl
     }
 }
 #else
+/* horizontal max as a tree of halves */
+static inline float hmax(v16 a) {
+    v8 lo, hi;
+    memcpy(&lo, &a, 32);
+    memcpy(&hi, (char *)&a + 32, 32);
+    v8i g8 = lo > hi;
+    v8 m8 = (v8)((g8 & (v8i)lo) | (~g8 & (v8i)hi));
+    v4 l4, h4;
+    memcpy(&l4, &m8, 16);
+    memcpy(&h4, (char *)&m8 + 16, 16);
+    v4i g4 = l4 > h4;
+    v4 m4 = (v4)((g4 & (v4i)l4) | (~g4 & (v4i)h4));
+    float x = m4[0] > m4[1] ? m4[0] : m4[1], y = m4[2] > m4[3] ? m4[2] : m4[3];
+    return x > y ? x : y;
+}
+
 /* 1 / 0 per key of query i's mask, as floats (zero beyond N) */
 static inline void mask_row(const dims *s, const uint8_t *keys, const uint8_t *adj, int kind, int b, int i,
                             float *restrict mf) {
@@ -255,9 +307,7 @@ static void forward_task(const dims *s, const void *qkv, int bf16, void *out, fl
     const size_t blk = (size_t)Np * hp;
     float *q = buf, *k = q + blk, *v = k + blk, *kt = v + blk, *pm = kt + blk, *mf = pm + (size_t)Np * Np,
           *acc = mf + Np, *mx = acc + 4 * hp, *tot = mx + Np;
-    gather(s, qkv, bf16, b, br, h, 0, scale, q);
-    gather(s, qkv, bf16, b, br, h, 1, 1.f, k);
-    gather(s, qkv, bf16, b, br, h, 2, 1.f, v);
+    gather_qkv(s, qkv, bf16, b, br, h, scale, q, k, v);
     transpose(s, k, kt);
     float *lse_row = lse + (((size_t)b * nb + br) * H + h) * N;
     for (int i = 0; i < N; i += 4) scores4(s, q + (size_t)i * hp, kt, pm + (size_t)i * Np);
@@ -278,13 +328,10 @@ static void backward_task(const dims *s, const void *qkv, int bf16, const void *
     const size_t blk = (size_t)Np * hp, sq = (size_t)Np * Np;
     float *q = buf, *k = q + blk, *v = k + blk, *go = v + blk, *kt = go + blk, *vt = kt + blk, *pm = vt + blk,
           *dsm = pm + sq, *mf = dsm + sq, *acc = mf + Np, *lrow = acc + 4 * hp;
-    gather(s, qkv, bf16, b, br, h, 0, scale, q);
-    gather(s, qkv, bf16, b, br, h, 1, 1.f, k);
-    gather(s, qkv, bf16, b, br, h, 2, 1.f, v);
+    gather_qkv(s, qkv, bf16, b, br, h, scale, q, k, v);
     transpose(s, k, kt);
     transpose(s, v, vt);
-    memset(go, 0, sizeof(float) * blk);
-    for (int n = 0; n < N; n++) load_row(dout, dbf16, out_at(s, b, n, br, h), s->hd, 1.f, go + (size_t)n * hp);
+    gather_dout(s, dout, dbf16, b, br, h, go);
     memcpy(lrow, lse + (((size_t)b * nb + br) * H + h) * N, sizeof(float) * N);
     /* p_ij from the saved log-sum-exp; dp_ij = dO_i . v_j; ds_ij = p_ij (dp_ij - sum_j p_ij dp_ij) */
     for (int i = 0; i < N; i += 4) {
@@ -322,52 +369,6 @@ static void backward_task(const dims *s, const void *qkv, int bf16, const void *
  * query maximum or log-sum-exp fetched by by_edge), the maxima and sums per query are short scalar loops. A thread
  * builds a sample's edge lists once for its heads (cached_edges). `sparse` (the entry points' argument) picks:
  * 0 dense, 1 these, -1 these where a sample's edges are few (sparse_task). */
-
-/* n <= 16 floats from p (the other lanes `fill`), and back: masked loads and stores with AVX-512 (nothing beyond n
- * is read or written) */
-static inline v16 load_part(const float *p, int n, float fill) {
-#if defined(__AVX512F__)
-    return (v16)_mm512_mask_loadu_ps(_mm512_set1_ps(fill), (__mmask16)((1u << n) - 1u), p);
-#else
-    v16 r = splat(fill);
-    memcpy(&r, p, sizeof(float) * (size_t)n);
-    return r;
-#endif
-}
-
-static inline void store_part(float *p, int n, v16 x) {
-#if defined(__AVX512F__)
-    _mm512_mask_storeu_ps(p, (__mmask16)((1u << n) - 1u), (__m512)x);
-#else
-    memcpy(p, &x, sizeof(float) * (size_t)n);
-#endif
-}
-
-/* hd values from element i of a float32 or bfloat16 array, times scale, into a row of hp floats (zero beyond hd),
- * 16 at a time (one conversion instruction each) */
-static inline void load16_row(const void *p, int bf16, size_t i, int hd, int hp, float scale, float *restrict dst) {
-    const int full = hd / VW * VW;
-    const v16 sc = splat(scale);
-    for (int d = 0; d < full; d += VW) *(v16 *)(dst + d) = load16(p, bf16, i + d) * sc;
-    if (full < hp) {
-        *(v16 *)(dst + full) = splat(0.f);
-        load_row(p, bf16, i + full, hd - full, scale, dst + full);
-    }
-}
-
-/* hd values of a float32 row times scale to element i of a float32 or bfloat16 array, 16 at a time */
-static inline void store16_row(void *p, int bf16, size_t i, int hd, float scale, const float *restrict src) {
-    const int full = hd / VW * VW;
-    for (int d = 0; d < full; d += VW) store16(p, bf16, i + d, *(const v16 *)(src + d) * scale);
-    if (full < hd) store_row(p, bf16, i + full, hd - full, scale, src + full);
-}
-
-/* as gather, 16 values at a time */
-static void gather16(const dims *s, const void *qkv, int bf16, int b, int br, int h, int t, float scale, float *a) {
-    for (int n = 0; n < s->N; n++)
-        load16_row(qkv, bf16, qkv_at(s, b, n, br, t, h), s->hd, s->hp, scale, a + (size_t)n * s->hp);
-    memset(a + (size_t)s->N * s->hp, 0, sizeof(float) * (size_t)(s->Np - s->N) * s->hp);
-}
 
 /* the edges of sample b's local mask (adj rows of N bytes): query src[e] attends key nbr[e]; query i's edges are
  * off[i] .. off[i + 1] - 1, in increasing key order. Padded with (0, 0) edges to a multiple of 16; returns the
@@ -462,9 +463,7 @@ static void forward_sparse(const dims *s, const void *qkv, int bf16, void *out, 
     float *q = buf, *k = q + blk, *v = k + blk, *sc = v + blk, *mx = sc + ecap, *tot = mx + Np, *acc = tot + Np;
     int *off, *src, *nbr;
     const int E = cached_edges(s, adj, b, cache, &off, &src, &nbr);
-    gather16(s, qkv, bf16, b, br, h, 0, scale, q);
-    gather16(s, qkv, bf16, b, br, h, 1, 1.f, k);
-    gather16(s, qkv, bf16, b, br, h, 2, 1.f, v);
+    gather_qkv(s, qkv, bf16, b, br, h, scale, q, k, v);
     edge_dots(s, q, k, src, nbr, E, sc);
     /* e_ij = exp(s_ij - m_i) in place, 16 edges at a time; the maxima and sums per query are short scalar loops
      * (2-5 edges a query), the exponentials need no horizontal reduction */
@@ -497,11 +496,8 @@ static void backward_sparse(const dims *s, const void *qkv, int bf16, const void
           *ds = p + ecap, *lq = ds + ecap, *acc = lq + Np;
     int *off, *src, *nbr;
     const int E = cached_edges(s, adj, b, cache, &off, &src, &nbr);
-    gather16(s, qkv, bf16, b, br, h, 0, scale, q);
-    gather16(s, qkv, bf16, b, br, h, 1, 1.f, k);
-    gather16(s, qkv, bf16, b, br, h, 2, 1.f, v);
-    for (int n = 0; n < N; n++) load16_row(dout, dbf16, out_at(s, b, n, br, h), s->hd, hp, 1.f, go + (size_t)n * hp);
-    memset(go + (size_t)N * hp, 0, sizeof(float) * (size_t)(Np - N) * hp);
+    gather_qkv(s, qkv, bf16, b, br, h, scale, q, k, v);
+    gather_dout(s, dout, dbf16, b, br, h, go);
     memset(dk, 0, sizeof(float) * 2 * blk);
     edge_dots(s, q, k, src, nbr, E, p);
     edge_dots(s, go, v, src, nbr, E, ds);

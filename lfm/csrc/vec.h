@@ -59,26 +59,6 @@ static inline float hsum(v16 a) {
     return (s4[0] + s4[1]) + (s4[2] + s4[3]);
 }
 
-/* horizontal maximum */
-static inline float hmax(v16 a) {
-#ifdef __AVX512F__
-    return _mm512_reduce_max_ps((__m512)a);
-#else
-    v8 lo, hi;
-    memcpy(&lo, &a, 32);
-    memcpy(&hi, (char *)&a + 32, 32);
-    v8i g8 = lo > hi;
-    v8 m8 = (v8)((g8 & (v8i)lo) | (~g8 & (v8i)hi));
-    v4 l4, h4;
-    memcpy(&l4, &m8, 16);
-    memcpy(&h4, (char *)&m8 + 16, 16);
-    v4i g4 = l4 > h4;
-    v4 m4 = (v4)((g4 & (v4i)l4) | (~g4 & (v4i)h4));
-    float x = m4[0] > m4[1] ? m4[0] : m4[1], y = m4[2] > m4[3] ? m4[2] : m4[3];
-    return x > y ? x : y;
-#endif
-}
-
 #if defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 12)
 #define SHUF(a, b, ...) __builtin_shufflevector(a, b, __VA_ARGS__)
 #else
